@@ -1,0 +1,121 @@
+/*
+ * llview_proto.h - the llview wire protocol: the one definition of frame
+ * layout, message kinds and error codes, shared by the IDS runtime, the
+ * host-side agent and the in-kernel agent. docs/protocol.md explains it.
+ *
+ * All integers on the wire are little-endian (every peer is x86-64).
+ */
+#ifndef LLVIEW_PROTO_H
+#define LLVIEW_PROTO_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#else
+#include <stdint.h>
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+#endif
+
+#define LLV_MAGIC 0x31564c4cu       /* "LLV1" as little-endian bytes */
+#define LLV_VERSION 1
+#define LLV_PAGE_SIZE 4096u
+#define LLV_KEY_LEN 32u
+#define LLV_RANDOM_LEN 32u
+#define LLV_NONCE_LEN 12u
+#define LLV_TAG_LEN 16u
+
+/* Most pages one READ request may name (and one reply may carry). */
+#define LLV_MAX_PAGES 64u
+/* Largest plaintext a frame may carry: a full READ reply. A frame header
+ * announcing more is refused before anything is read into memory. */
+#define LLV_MAX_PAYLOAD \
+	(sizeof(struct llv_msg) + LLV_MAX_PAGES * (sizeof(u32) + LLV_PAGE_SIZE))
+
+/*
+ * Handshake, in the clear, one hello each way (client first). Each side
+ * contributes 32 random bytes; both derive the session key
+ *   session = HMAC-SHA256(psk, "llview-v1 session" || client_random || server_random)
+ * so every connection has a fresh key and nonces never repeat under a key.
+ */
+struct llv_hello {
+	u32 magic;
+	u16 version;
+	u16 role; /* LLV_ROLE_CLIENT or LLV_ROLE_SERVER */
+	u8 random[LLV_RANDOM_LEN];
+} __attribute__((packed));
+
+#define LLV_ROLE_CLIENT 1
+#define LLV_ROLE_SERVER 2
+#define LLV_SESSION_LABEL "llview-v1 session"
+
+/*
+ * Every later frame: this header (authenticated as AAD, not encrypted),
+ * then `len` bytes of AES-256-GCM ciphertext, then the 16-byte tag.
+ * nonce = u32 direction (the sender's role) || u64 seq, both little-endian.
+ * seq starts at 0 in each direction and grows by one per frame; a receiver
+ * accepts only the exact next seq, so replayed, dropped and reordered frames
+ * fail, and so does any frame that does not authenticate.
+ */
+struct llv_frame_hdr {
+	u32 magic;
+	u32 len;
+	u64 seq;
+} __attribute__((packed));
+
+/* The plaintext of a frame starts with this message header. */
+struct llv_msg {
+	u16 type;
+	u16 flags;
+	u32 count;
+} __attribute__((packed));
+
+enum llv_msg_type {
+	/* count page addresses (u64, any address in the page) follow. */
+	LLV_REQ_READ = 1,
+	/* count u32 statuses (enum llv_status) follow, then one 4 KiB page
+	 * for each status LLV_OK, in request order. */
+	LLV_REP_READ = 2,
+	/* count NUL-terminated symbol names follow, back to back. */
+	LLV_REQ_SYMS = 3,
+	/* count u64 addresses follow (0: the symbol is unknown). */
+	LLV_REP_SYMS = 4,
+	/* no body. */
+	LLV_REQ_INFO = 5,
+	/* struct llv_info follows. */
+	LLV_REP_INFO = 6,
+	/* count = enum llv_error; a NUL-terminated message follows. The
+	 * sender closes the connection after it. */
+	LLV_REP_ERROR = 7,
+};
+
+/* Per-page outcome of a READ. */
+enum llv_status {
+	LLV_OK = 0,
+	LLV_UNMAPPED = 1,     /* no translation in the guest page tables */
+	LLV_NONCANONICAL = 2, /* not a canonical 48/57-bit address */
+	LLV_USER_ADDRESS = 3, /* lower half: not kernel memory */
+	LLV_OUTSIDE_RAM = 4,  /* translates to a physical address with no RAM */
+};
+
+/* Why a connection was refused or ended. */
+enum llv_error {
+	LLV_E_BAD_MAGIC = 1,  /* not an llview peer, or wrong version */
+	LLV_E_AUTH = 2,       /* frame did not authenticate: wrong key or tampered */
+	LLV_E_SEQUENCE = 3,   /* replayed or reordered frame */
+	LLV_E_TOO_LARGE = 4,  /* frame or request over the limits above */
+	LLV_E_MALFORMED = 5,  /* frame authenticated but its message is malformed */
+	LLV_E_BAD_TYPE = 6,   /* unknown message type */
+	LLV_E_INTERNAL = 7,   /* the agent could not serve (guest not ready, ...) */
+};
+
+struct llv_info {
+	u64 kaslr_offset;
+	u64 page_offset_base;
+	u32 paging_levels; /* 4 or 5 */
+	u32 reserved;
+	char release[64];  /* the running kernel's uname -r, NUL-terminated */
+} __attribute__((packed));
+
+#endif /* LLVIEW_PROTO_H */
