@@ -2,9 +2,7 @@
 # llview guest init (PID 1 of the monitored guest's initramfs).
 # Mounts proc/sys/dev, starts the known daemons listed in /etc/llview/daemons, fills the guest up
 # to llview.tasks=N tasks (kernel threads included) with idle `sleep` processes, reports readiness
-# on the console, then serves `llview vm exec` on /dev/ttyS1:
-#   request:  "<id> <timeout-seconds> <base64 of a shell script>\n"
-#   reply:    "@@LLVIEW-BEGIN <id>\n" <base64 of stdout+stderr> "@@LLVIEW-END <id> <exit code>\n"
+# on the console, then serves `llview vm exec` on /dev/ttyS1 (protocol: exec_server.awk).
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
@@ -39,15 +37,7 @@ la57=$(grep -c -w la57 /proc/cpuinfo)
 serve_exec() {
     stty raw -echo
     echo "LLVIEW-GUEST-READY tasks=$count la57=$la57" > /dev/console
-    while read -r id limit payload; do
-        [ -n "$id" ] || continue
-        echo "$payload" | base64 -d > /tmp/.llview-cmd 2>/dev/null
-        timeout "$limit" sh /tmp/.llview-cmd > /tmp/.llview-out 2>&1 < /dev/null
-        rc=$?
-        echo "@@LLVIEW-BEGIN $id"
-        base64 /tmp/.llview-out
-        echo "@@LLVIEW-END $id $rc"
-    done
+    awk -f /etc/llview/exec-server.awk
 }
 
 # PID 1 must never exit: restart the exec server if it ever returns.

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * requests.c - what the in-kernel agent answers: READ (whole 4 KiB pages of
+ * kernel virtual memory, copied without faulting), SYMS (addresses from this
+ * kernel's own kallsyms) and INFO (release, KASLR offset, direct-map base,
+ * paging levels). Bad requests become enum llv_error codes for the caller.
+ */
+#include <linux/kallsyms.h>
+#include <linux/kernel.h>
+#include <linux/kprobes.h>
+#include <linux/mm.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/utsname.h>
+#include <asm/page.h>
+#include <asm/pgtable.h>
+#include <asm/unaligned.h>
+
+#include "agent.h"
+
+/* kallsyms_lookup_name is no longer exported (5.7+); a kprobe on it reveals its address. */
+typedef unsigned long (*kallsyms_lookup_name_fn)(const char *name);
+static kallsyms_lookup_name_fn lookup_name;
+
+int llv_symbols_init(void)
+{
+	struct kprobe probe = { .symbol_name = "kallsyms_lookup_name" };
+	int rc = register_kprobe(&probe);
+
+	if (rc < 0) {
+		pr_err("llview_agent: cannot locate kallsyms_lookup_name (kprobe: %d)\n", rc);
+		return rc;
+	}
+	lookup_name = (kallsyms_lookup_name_fn)probe.addr;
+	unregister_kprobe(&probe);
+	return lookup_name ? 0 : -ENOENT;
+}
+
+static unsigned int paging_levels(void)
+{
+	return pgtable_l5_enabled() ? 5 : 4;
+}
+
+/* Status of one READ address before touching it; LLV_OK means "try it". */
+static u32 address_status(u64 addr)
+{
+	unsigned int bits = paging_levels() == 5 ? 57 : 48;
+	s64 extended = (s64)(addr << (64 - bits)) >> (64 - bits);
+
+	if ((u64)extended != addr)
+		return LLV_NONCANONICAL;
+	if (!(addr >> 63))
+		return LLV_USER_ADDRESS;
+	return LLV_OK;
+}
+
+static int handle_read(const struct llv_msg *req, u32 len, u8 *out, const char **why)
+{
+	const u8 *addrs = (const u8 *)(req + 1);
+	struct llv_msg *rep = (struct llv_msg *)out;
+	u32 *status = (u32 *)(rep + 1);
+	u8 *page;
+	u32 i;
+
+	if (req->count > LLV_MAX_PAGES) {
+		*why = "READ names more pages than LLV_MAX_PAGES";
+		return -LLV_E_TOO_LARGE;
+	}
+	if (len != sizeof(*req) + (u64)req->count * sizeof(u64)) {
+		*why = "READ length does not match its page count";
+		return -LLV_E_MALFORMED;
+	}
+	page = (u8 *)(status + req->count);
+	for (i = 0; i < req->count; i++) {
+		u64 addr = get_unaligned_le64(addrs + i * sizeof(u64));
+		u32 st = address_status(addr);
+
+		/* The MMU decides what is mapped; a fault is caught, never an oops. */
+		if (st == LLV_OK &&
+		    copy_from_kernel_nofault(page, (const void *)(addr & PAGE_MASK), PAGE_SIZE))
+			st = LLV_UNMAPPED;
+		put_unaligned_le32(st, &status[i]);
+		if (st == LLV_OK)
+			page += PAGE_SIZE;
+	}
+	rep->type = LLV_REP_READ;
+	rep->flags = 0;
+	rep->count = req->count;
+	return page - out;
+}
+
+static int handle_syms(const struct llv_msg *req, u32 len, u8 *out, const char **why)
+{
+	const char *name = (const char *)(req + 1);
+	const char *end = (const char *)req + len;
+	struct llv_msg *rep = (struct llv_msg *)out;
+	u8 *addr = (u8 *)(rep + 1);
+	u32 i;
+
+	if (req->count > (LLV_MAX_PAYLOAD - sizeof(*rep)) / sizeof(u64)) {
+		*why = "SYMS names more symbols than one reply can carry";
+		return -LLV_E_TOO_LARGE;
+	}
+	for (i = 0; i < req->count; i++) {
+		size_t n = strnlen(name, end - name);
+
+		if (name + n == end) {
+			*why = "SYMS names fewer NUL-terminated symbols than its count";
+			return -LLV_E_MALFORMED;
+		}
+		put_unaligned_le64(n ? lookup_name(name) : 0, addr + i * sizeof(u64));
+		name += n + 1;
+	}
+	if (name != end) {
+		*why = "SYMS has bytes after its last symbol";
+		return -LLV_E_MALFORMED;
+	}
+	rep->type = LLV_REP_SYMS;
+	rep->flags = 0;
+	rep->count = req->count;
+	return sizeof(*rep) + req->count * sizeof(u64);
+}
+
+static int handle_info(const struct llv_msg *req, u32 len, u8 *out, const char **why)
+{
+	struct llv_msg *rep = (struct llv_msg *)out;
+	struct llv_info *info = (struct llv_info *)(rep + 1);
+	/* kaslr_offset() needs _text, which modules cannot link against. */
+	unsigned long text = lookup_name("_text");
+
+	if (len != sizeof(*rep)) {
+		*why = "INFO carries a body";
+		return -LLV_E_MALFORMED;
+	}
+	if (!text) {
+		*why = "cannot find _text in kallsyms";
+		return -LLV_E_INTERNAL;
+	}
+	memset(info, 0, sizeof(*info));
+	info->kaslr_offset = text - __START_KERNEL;
+	info->page_offset_base = page_offset_base;
+	info->paging_levels = paging_levels();
+	strscpy(info->release, utsname()->release, sizeof(info->release));
+	rep->type = LLV_REP_INFO;
+	rep->flags = 0;
+	rep->count = req->count; /* echoed, as every reply does */
+	return sizeof(*rep) + sizeof(*info);
+}
+
+int llv_handle_request(const u8 *req, u32 len, u8 *out, const char **why)
+{
+	const struct llv_msg *msg = (const struct llv_msg *)req;
+
+	if (len < sizeof(*msg)) {
+		*why = "frame shorter than a message header";
+		return -LLV_E_MALFORMED;
+	}
+	switch (msg->type) {
+	case LLV_REQ_READ:
+		return handle_read(msg, len, out, why);
+	case LLV_REQ_SYMS:
+		return handle_syms(msg, len, out, why);
+	case LLV_REQ_INFO:
+		return handle_info(msg, len, out, why);
+	default:
+		*why = "unknown message type";
+		return -LLV_E_BAD_TYPE;
+	}
+}

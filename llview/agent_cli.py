@@ -1,0 +1,121 @@
+"""`llview agent serve`: runs the host-side agent (agents/host) on a guest's RAM.
+
+The agent is a C program; this wrapper builds it when needed, resolves `--vm NAME` to the
+guest's RAM file, refuses to serve guest memory beyond loopback unless forced, and then execs
+the binary, which prints one ready line (release, KASLR slide, paging levels, symbols, address).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import subprocess
+from pathlib import Path
+
+from llview.keys import read_key_file
+from llview.paths import AGENTS_DIR, LlviewError
+
+HOST_AGENT_DIR = AGENTS_DIR / "host"
+AGENT_BINARY = HOST_AGENT_DIR / "build" / "llview-agent"
+
+
+def build_agent() -> Path:
+    """Builds agents/host (make is a no-op when up to date) and returns the agent binary."""
+    result = subprocess.run(["make", "-s", "-C", str(HOST_AGENT_DIR)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LlviewError(f"building the host agent failed:\n{result.stdout}{result.stderr}")
+    return AGENT_BINARY
+
+
+def check_listen(listen: str, allow_remote: bool) -> None:
+    """Accepts IPv4 ADDR:PORT; a non-loopback address only with allow_remote."""
+    host, sep, port = listen.rpartition(":")
+    try:
+        address = ipaddress.IPv4Address(host)
+        port_number = int(port)
+    except ValueError:
+        raise LlviewError(f"--listen {listen!r}: expected IPv4 ADDR:PORT, "
+                          f"e.g. 127.0.0.1:7070") from None
+    if not sep or not 0 <= port_number <= 65535:
+        raise LlviewError(f"--listen {listen!r}: expected IPv4 ADDR:PORT")
+    if not address.is_loopback and not allow_remote:
+        raise LlviewError(f"--listen {listen}: not a loopback address; the agent would serve "
+                          "guest memory to the network (add --allow-remote if you mean it)")
+
+
+def resolve_memory(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """Returns the memory file and the agent flags naming it."""
+    if args.vm:
+        from llview.vm.qemu import VM  # the VM layer is only needed for --vm
+
+        vm = VM.load(args.vm)
+        if not vm.alive():
+            raise LlviewError(f"VM {args.vm!r} is not running (`llview vm start --name "
+                              f"{args.vm}`)")
+        return vm.ram_path, ["--ram", vm.ram_path, "--ram-size", str(vm.ram_size)]
+    path = args.ram or args.image
+    flags = ["--ram" if args.ram else "--image", path]
+    if args.ram_size:
+        flags += ["--ram-size", args.ram_size]
+    return path, flags
+
+
+def agent_command(args: argparse.Namespace) -> list[str]:
+    """The agent's argv for parsed `llview agent serve` arguments (validated here)."""
+    check_listen(args.listen, args.allow_remote)
+    read_key_file(Path(args.key))  # clear errors for a missing or world-readable key
+    path, flags = resolve_memory(args)
+    if not Path(path).exists():
+        raise LlviewError(f"{path}: guest memory file not found")
+    cmd = [str(build_agent()), *flags, "--listen", args.listen, "--key-file", args.key,
+           "--wait", str(args.wait)]
+    if args.allow_remote:
+        cmd.append("--allow-remote")
+    if args.pgd is not None:
+        cmd += ["--pgd", args.pgd, "--levels", str(args.levels)]
+    if args.system_map:
+        cmd += ["--system-map", args.system_map]
+    if args.verbose:
+        cmd.append("--verbose")
+    return cmd
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if (args.pgd is None) != (args.levels is None):
+        raise LlviewError("raw mode needs both --pgd PHYS and --levels 4|5")
+    cmd = agent_command(args)
+    os.execv(cmd[0], cmd)
+    return 1  # not reached
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    agent = sub.add_parser("agent", help="the host-side agent that serves guest memory")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
+    p = agent_sub.add_parser(
+        "serve", help="serve a guest's memory over the encrypted llview protocol",
+        description="Map a guest's RAM, find its kernel (VMCOREINFO, kallsyms, page tables) "
+                    "and serve encrypted page reads. Prints one ready line when listening.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vm", metavar="NAME", help="a guest started by `llview vm start`")
+    source.add_argument("--ram", metavar="FILE",
+                        help="a QEMU q35 memory-backend-file (e.g. /dev/shm/NAME.ram)")
+    source.add_argument("--image", metavar="FILE",
+                        help="a raw physical memory image (offset = physical address)")
+    p.add_argument("--ram-size", metavar="N", help="guest RAM size (default: the file size)")
+    p.add_argument("--listen", default="127.0.0.1:7070", metavar="ADDR:PORT",
+                   help="where to listen (default 127.0.0.1:7070; port 0 picks one)")
+    p.add_argument("--key", required=True, metavar="FILE",
+                   help="32-byte key file, mode 0600 (`llview keygen`)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="permit a non-loopback --listen address")
+    p.add_argument("--pgd", metavar="PHYS",
+                   help="raw mode: page-table root (no VMCOREINFO, no symbols)")
+    p.add_argument("--levels", type=int, choices=(4, 5), help="raw mode: paging levels")
+    p.add_argument("--wait", type=int, default=120, metavar="SECONDS",
+                   help="how long to wait for a booting guest's kernel (default 120)")
+    p.add_argument("--system-map", metavar="FILE",
+                   help="cross-check kallsyms against a real System.map")
+    p.add_argument("--verbose", action="store_true", help="log every connection")
+    p.set_defaults(func=_serve)

@@ -1,0 +1,278 @@
+"""Source-level checks of an IDS program with libclang: calls that cannot work outside the kernel.
+
+Starting from every function the IDS file defines, each call is followed into the inline functions
+of the kernel headers, transitively. A call that reaches a function with no body (the kernel
+defines it out of line) and that the runtime does not supply is an error at the IDS call site,
+with one note per inline function on the way; so is a call through a function pointer (its target
+may be kernel code). Calls the optimiser removed (dead branches such as IS_ENABLED(...) or
+__builtin_constant_p(...) arms) are not reported: the caller passes the external functions the
+optimised IR still calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llview.paths import LlviewError
+
+# libclang's Python bindings (clang==19.1.7) must load the same major version of the library.
+LIBCLANG_MAJOR = 19
+
+
+def redirected_functions() -> frozenset[str]:
+    """C library functions the passes redirect to the runtime's guest-aware versions
+    (strlen -> __llview_strlen, ...): an IDS may call them although the runtime does not define
+    them under these names. The passes' own table is the source of truth."""
+    from llview.passes.guest_loads import STRING_FUNCTIONS
+
+    return frozenset(STRING_FUNCTIONS)
+
+
+@dataclass
+class Note:
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: note: {self.message}"
+
+
+@dataclass
+class Diagnostic:
+    """An error at a source position, printed as clang prints its own."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    notes: list[Note] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
+        return "\n".join([head, *map(str, self.notes)])
+
+
+# ---- loading libclang -----------------------------------------------------------------------
+
+
+def _libclang_candidates() -> list[str]:
+    found = []
+    if os.environ.get("LLVIEW_LIBCLANG"):
+        found.append(os.environ["LLVIEW_LIBCLANG"])
+    libdirs = [f"/usr/lib/llvm-{LIBCLANG_MAJOR}/lib"]
+    try:
+        out = subprocess.run([f"llvm-config-{LIBCLANG_MAJOR}", "--libdir"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+        if out:
+            libdirs.insert(0, out)
+    except FileNotFoundError:
+        pass
+    for libdir in [*libdirs, "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]:
+        found += sorted(glob.glob(f"{libdir}/libclang-{LIBCLANG_MAJOR}.so*"))
+        found += sorted(glob.glob(f"{libdir}/libclang.so.{LIBCLANG_MAJOR}*"))
+    by_ldconfig = ctypes.util.find_library(f"clang-{LIBCLANG_MAJOR}")
+    if by_ldconfig:
+        found.append(by_ldconfig)
+    return found
+
+
+def cindex():
+    """The clang.cindex module, its library loaded (once) from the first candidate that exists."""
+    import clang.cindex as ci
+
+    if not ci.Config.loaded:
+        candidates = _libclang_candidates()
+        path = next((c for c in candidates if os.path.exists(c) or "/" not in c), None)
+        if path is None:
+            raise LlviewError(f"libclang {LIBCLANG_MAJOR} not found (looked for "
+                              f"/usr/lib/llvm-{LIBCLANG_MAJOR}/lib/libclang-{LIBCLANG_MAJOR}.so.1;"
+                              f" apt-get install libclang-{LIBCLANG_MAJOR}-dev or set "
+                              "LLVIEW_LIBCLANG)")
+        ci.Config.set_library_file(path)
+    # Not wrapped by the bindings; much faster than comparing file names per declaration.
+    is_from_main_file = ci.conf.lib.clang_Location_isFromMainFile
+    if is_from_main_file.restype is not ctypes.c_int:
+        is_from_main_file.argtypes = [ci.SourceLocation]
+        is_from_main_file.restype = ctypes.c_int
+    return ci
+
+
+def parse(source: Path, flags: Sequence[str]):
+    """Parses `source` with the compile flags; returns the libclang TranslationUnit."""
+    ci = cindex()
+    try:
+        return ci.Index.create().parse(str(source), args=list(flags))
+    except ci.TranslationUnitLoadError as e:
+        raise LlviewError(f"libclang could not parse {source}: {e}") from None
+
+
+def has_errors(tu) -> bool:
+    return any(d.severity >= 3 for d in tu.diagnostics)  # Error or Fatal
+
+
+def functions_defined_in_main_file(tu) -> list:
+    ci = cindex()
+    from_main = ci.conf.lib.clang_Location_isFromMainFile
+    return [c for c in tu.cursor.get_children()
+            if c.kind == ci.CursorKind.FUNCTION_DECL and c.is_definition()
+            and from_main(c.location)]
+
+
+# ---- the call check ---------------------------------------------------------------------------
+
+_INDIRECT_CALL = re.compile(r"\bcall\b[^@\n]*?\s%[-\w.$]+\(")
+
+
+def ir_has_indirect_calls(ir_text: str) -> bool:
+    return _INDIRECT_CALL.search(ir_text) is not None
+
+
+@dataclass
+class _Reach:
+    """What calling one header function leads to: missing functions and indirect calls, each
+    with the chain of (function name, call-site cursor) steps inside the headers."""
+
+    missing: dict[str, list[tuple[str, object]]] = field(default_factory=dict)
+    indirect: list[tuple[str, object]] | None = None
+
+
+class CallChecker:
+    def __init__(self, tu, allowed: Iterable[str], called: set[str] | None,
+                 indirect_calls_survive: bool, display_roots: Sequence[Path]):
+        self.ci = cindex()
+        self.tu = tu
+        self.allowed = set(allowed) | redirected_functions()
+        self.called = called
+        self.indirect_calls_survive = indirect_calls_survive
+        self.display_roots = [str(Path(r)) + "/" for r in display_roots]
+        self.reach: dict[tuple[int, str], _Reach] = {}
+
+    def _calls(self, function):
+        kind = self.ci.CursorKind.CALL_EXPR
+        return [c for c in function.walk_preorder() if c.kind == kind]
+
+    def _is_builtin(self, decl) -> bool:
+        return decl.location.file is None or decl.spelling.startswith(("__builtin_", "__sync_",
+                                                                       "__atomic_"))
+
+    def _header_reach(self, definition) -> _Reach:
+        """Missing functions and indirect calls reachable from a header function's body."""
+        key = (definition.hash, definition.spelling)  # Cursor itself is not hashable
+        if key in self.reach:
+            return self.reach[key]
+        result = _Reach()
+        self.reach[key] = result  # a recursive call sees the partial result
+        name = definition.spelling
+        for call in self._calls(definition):
+            callee = call.referenced
+            if callee is None or callee.kind != self.ci.CursorKind.FUNCTION_DECL:
+                if result.indirect is None:
+                    result.indirect = [(name, call)]
+                continue
+            body = callee.get_definition()
+            if body is None:
+                if not self._is_builtin(callee) and callee.spelling not in self.allowed:
+                    result.missing.setdefault(callee.spelling, [(name, call)])
+                continue
+            deeper = self._header_reach(body)
+            for missing, chain in deeper.missing.items():
+                result.missing.setdefault(missing, [(name, call), *chain])
+            if deeper.indirect is not None and result.indirect is None:
+                result.indirect = [(name, call), *deeper.indirect]
+        return result
+
+    def _where(self, cursor) -> tuple[str, int, int]:
+        loc = cursor.location
+        return (loc.file.name if loc.file else "<unknown>", loc.line, loc.column)
+
+    def _short(self, path: str) -> str:
+        for root in self.display_roots:
+            if path.startswith(root):
+                return path[len(root):]
+        return path
+
+    def _notes(self, site: tuple[str, int, int], chain: list[tuple[str, object]]) -> list[Note]:
+        notes = []
+        for function, call in chain:
+            file, line, _ = self._where(call)
+            notes.append(Note(*site, f"via inline function '{function}' "
+                                     f"({self._short(file)}:{line})"))
+        return notes
+
+    def _declared_in_main_file(self, decl) -> bool:
+        return bool(self.ci.conf.lib.clang_Location_isFromMainFile(decl.location))
+
+    def check(self) -> list[Diagnostic]:
+        diagnostics: list[Diagnostic] = []
+        for function in functions_defined_in_main_file(self.tu):
+            for call in self._calls(function):
+                site = self._where(call)
+                callee = call.referenced
+                if callee is None or callee.kind != self.ci.CursorKind.FUNCTION_DECL:
+                    diagnostics.append(Diagnostic(*site, _indirect_message(call)))
+                    continue
+                body = callee.get_definition()
+                if body is None:
+                    if self._is_builtin(callee) or callee.spelling in self.allowed:
+                        continue
+                    if self.called is not None and callee.spelling not in self.called:
+                        continue
+                    diagnostics.append(Diagnostic(*site, self._missing_message(callee)))
+                    continue
+                if self._declared_in_main_file(body):
+                    continue  # the IDS's own function: checked on its own
+                reach = self._header_reach(body)
+                for missing, chain in sorted(reach.missing.items()):
+                    if self.called is not None and missing not in self.called:
+                        continue
+                    diagnostics.append(Diagnostic(
+                        *site, f"call to kernel function '{missing}', which has no body "
+                               "outside the kernel",
+                        self._notes(site, chain)))
+                if reach.indirect is not None and self.indirect_calls_survive:
+                    diagnostics.append(Diagnostic(
+                        *site, "call through a function pointer, whose target may be kernel "
+                               f"code (inside inline function '{reach.indirect[-1][0]}')",
+                        self._notes(site, reach.indirect)))
+        return diagnostics
+
+    def _missing_message(self, callee) -> str:
+        name = callee.spelling
+        declared_in = callee.location.file.name if callee.location.file else ""
+        if self._declared_in_main_file(callee):
+            return f"call to function '{name}', which is declared but never defined"
+        if "/llview/" in declared_in and name.startswith("llview_"):
+            return f"call to llview function '{name}', which the runtime does not provide"
+        return f"call to kernel function '{name}', which has no body outside the kernel"
+
+
+def _indirect_message(call) -> str:
+    callee = call.referenced
+    what = f" '{callee.spelling}'" if callee is not None and callee.spelling else ""
+    return (f"call through function pointer{what}, whose target may be kernel code; "
+            "an IDS may only call functions it defines, inline functions of the headers and "
+            "what llview supplies")
+
+
+def check_calls(tu, allowed: Iterable[str], called: set[str] | None = None,
+                indirect_calls_survive: bool = True,
+                display_roots: Sequence[Path] = ()) -> list[Diagnostic]:
+    """Errors for calls from the IDS file that reach kernel code (see the module comment).
+
+    allowed: functions that may be called without a body (the runtime's symbols).
+    called: external functions the optimised IR still calls; None reports every reachable call.
+    indirect_calls_survive: whether the optimised IR has any indirect call; if not, indirect
+    calls found in header functions were in dead code and are not reported.
+    display_roots: header tree roots stripped from paths in notes.
+    """
+    return CallChecker(tu, allowed, called, indirect_calls_survive, display_roots).check()

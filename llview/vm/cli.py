@@ -1,0 +1,108 @@
+"""`llview vm start|exec|stop|list|info`: the monitored QEMU guest from the command line."""
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from llview.vm.qemu import DEFAULT_MEMORY, DEFAULT_TASKS, VM
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("vm", help="start, use and stop the monitored guest")
+    sub = parser.add_subparsers(dest="vm_command", required=True, metavar="ACTION")
+
+    start = sub.add_parser("start", help="boot a guest (QEMU) with its RAM in a file")
+    start.add_argument("--name", required=True, help="name of the guest, e.g. t1")
+    start.add_argument("--kernel", metavar="SPEC",
+                       help="kernel profile name, release or directory (default: the default)")
+    start.add_argument("--memory", default=DEFAULT_MEMORY, help="guest RAM (default %(default)s)")
+    start.add_argument("--tasks", type=int, default=DEFAULT_TASKS,
+                       help="tasks in the guest, kernel threads included (default %(default)s)")
+    start.add_argument("--accel", choices=("tcg", "kvm"), default="tcg",
+                       help="tcg (default, reliable) or kvm (opt-in: nested KVM can hang)")
+    start.add_argument("--timeout", type=float, default=180.0,
+                       help="seconds to wait for the boot (default %(default)s)")
+    start.add_argument("--file", action="append", default=[], metavar="HOST:GUEST",
+                       help="copy a host file into the guest's initramfs (repeatable)")
+    start.set_defaults(func=_start)
+
+    run = sub.add_parser("exec", help="run a shell command in the guest: vm exec t1 -- CMD...")
+    run.add_argument("name")
+    run.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds before the guest kills the command (default %(default)s)")
+    run.add_argument("command", nargs=argparse.REMAINDER,
+                     help="command; several words are joined with spaces, as ssh does")
+    run.set_defaults(func=_exec)
+
+    stop = sub.add_parser("stop", help="stop a guest and delete its RAM file")
+    stop.add_argument("name")
+    stop.set_defaults(func=_stop)
+
+    listing = sub.add_parser("list", help="list guests")
+    listing.set_defaults(func=_list)
+
+    info = sub.add_parser("info", help="print a guest's state (RAM file, port, sockets) as JSON")
+    info.add_argument("name")
+    info.set_defaults(func=_info)
+
+
+def _start(args: argparse.Namespace) -> int:
+    files = {}
+    for spec in args.file:
+        host, sep, guest = spec.partition(":")
+        if not sep or not host or not guest:
+            print(f"llview: error: --file {spec!r}: use HOST_PATH:/GUEST/PATH", file=sys.stderr)
+            return 2
+        files[guest] = host
+    vm = VM.start(args.name, kernel=args.kernel, memory=args.memory, tasks=args.tasks,
+                  accel=args.accel, timeout=args.timeout, files=files)
+    print(f"{vm.name} pid {vm.pid} ram {vm.ram_path} port {vm.host_port}")
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    words = list(args.command)
+    # REMAINDER also swallows options given after NAME: take --timeout from before the "--".
+    while words and words[0].startswith("--timeout"):
+        option = words.pop(0)
+        value = option.split("=", 1)[1] if "=" in option else (words.pop(0) if words else "")
+        try:
+            args.timeout = float(value)
+        except ValueError:
+            print(f"llview: error: bad --timeout {value!r}", file=sys.stderr)
+            return 2
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words:
+        print("llview: error: vm exec needs a command: llview vm exec NAME -- CMD...",
+              file=sys.stderr)
+        return 2
+    rc, output = VM.load(args.name).exec(" ".join(words), timeout=args.timeout)
+    sys.stdout.write(output)
+    sys.stdout.flush()
+    return rc
+
+
+def _stop(args: argparse.Namespace) -> int:
+    VM.load(args.name).stop()
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    vms = VM.list()
+    if not vms:
+        print("no guests; start one with `llview vm start --name t1`")
+        return 0
+    print(f"{'NAME':12} {'STATE':8} {'PID':>8} {'PORT':>6} {'KERNEL':20} RAM")
+    for vm in vms:
+        state = "running" if vm.alive() else "dead"
+        print(f"{vm.name:12} {state:8} {vm.pid:>8} {vm.host_port:>6} {vm.kernel_release:20} "
+              f"{vm.ram_path} ({vm.ram_size >> 20} MiB)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    vm = VM.load(args.name)
+    print(json.dumps({**asdict(vm), "running": vm.alive()}, indent=2))
+    return 0

@@ -1,0 +1,33 @@
+# llview guest exec server: reads requests from the exec serial line (stdin, raw mode) and runs
+# them with sh, replying on stdout. A request is
+#   @@LLVIEW-EXEC <id> <timeout-seconds>
+#   <base64 of the shell script, any number of lines>
+#   @@LLVIEW-RUN <id>
+# and its reply is "@@LLVIEW-BEGIN <id>", base64 of stdout+stderr, "@@LLVIEW-END <id> <status>".
+# A new header, or any line that is not base64, drops a half-received request, so a fragment
+# left by a client that died mid-send never swallows the next request.
+BEGIN {
+    dir = "/tmp/.llview"
+    system("mkdir -p " dir)
+    script = dir "/cmd.b64"
+    active = 0
+}
+{ sub(/\r$/, "") }
+/^@@LLVIEW-EXEC [0-9a-f]+ [0-9]+$/ {
+    if (active) close(script)
+    id = $2
+    limit = $3
+    active = 1
+    printf "" > script
+    next
+}
+/^@@LLVIEW-RUN [0-9a-f]+$/ {
+    if (active && $2 == id) {
+        close(script)
+        system("sh /etc/llview/run-request " id " " limit)
+    }
+    active = 0
+    next
+}
+active && /^[A-Za-z0-9+\/=]+$/ { print > script; next }
+active { active = 0; close(script) }

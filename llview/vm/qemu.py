@@ -1,0 +1,374 @@
+"""The monitored guest: QEMU booting a kernel profile with llview's initramfs, RAM in a file.
+
+State of a guest named N lives in cache_dir()/vms/N/: state.json (pid, RAM file, ports, sockets),
+console.log (the kernel console, ttyS0), exec.sock (ttyS1, served by the guest init for
+`vm exec`), qmp.sock (QEMU's machine protocol) and qemu.log. Guest RAM is a shared
+memory-backend-file in /dev/shm that the host-side agent maps.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import gzip
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from llview.kernel.profile import load_profile
+from llview.paths import LlviewError, cache_dir
+from llview.vm.initramfs import build_extra_archive, build_initramfs
+
+QEMU = "qemu-system-x86_64"
+READY_MARKER = "LLVIEW-GUEST-READY"
+GUEST_AGENT_PORT = 7070  # the guest port the forwarded host port reaches
+DEFAULT_MEMORY = "512M"
+DEFAULT_TASKS = 250
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path minus the terminating NUL
+MAX_EXEC_PAYLOAD = 1 << 20  # base64 bytes of one `vm exec` script
+
+
+def vms_dir() -> Path:
+    path = cache_dir() / "vms"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise LlviewError(f"bad VM name {name!r}: 1-32 letters, digits, '_' or '-'")
+    return name
+
+
+def parse_size(text: str) -> int:
+    """'512M', '1G', '1024K' or a plain number of MiB, to bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.I)
+    if not match:
+        raise LlviewError(f"bad memory size {text!r}: use e.g. 512M or 1G")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "": 1 << 20}[match.group(2).upper()]
+    size = int(match.group(1)) * scale
+    if size < 128 << 20 or size % (2 << 20):
+        raise LlviewError(f"memory size {text!r}: need at least 128M, in 2M steps")
+    return size
+
+
+def _free_local_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"llview: {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class VM:
+    """A guest started by llview; load() re-reads it from its state directory."""
+
+    name: str
+    pid: int
+    state_dir: str
+    ram_path: str
+    ram_size: int
+    host_port: int
+    console_log: str
+    exec_socket: str
+    qmp_socket: str
+    kernel_release: str
+    kernel_dir: str
+    accel: str
+    tasks: int
+    boot_seconds: float = 0.0
+    guest_tasks: int = 0
+    la57: bool = False
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, name: str, kernel: str | None = None, memory: str = DEFAULT_MEMORY,
+              tasks: int = DEFAULT_TASKS, accel: str = "tcg", timeout: float = 180.0,
+              quiet: bool = False, files: dict[str, str | Path] | None = None) -> VM:
+        """Boots a guest and waits until `exec` works.
+
+        files maps guest paths to host files placed in the initramfs (e.g. kernel modules):
+        the fast way in, since the exec serial line carries only ~20 KB/s.
+        """
+        check_name(name)
+        if accel not in ("tcg", "kvm"):
+            raise LlviewError(f"bad accelerator {accel!r}: tcg or kvm")
+        if accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            raise LlviewError("--accel kvm needs a usable /dev/kvm")
+        if not 1 <= tasks <= 4000:
+            raise LlviewError(f"--tasks {tasks}: choose 1..4000")
+        ram_size = parse_size(memory)
+        if shutil.which(QEMU) is None:
+            raise LlviewError(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
+        profile = load_profile(kernel)
+
+        state_dir = vms_dir() / name
+        if (state_dir / "state.json").exists():
+            old = cls.load(name)
+            if old.alive():
+                raise LlviewError(f"VM {name} is already running (pid {old.pid}); "
+                                  f"`llview vm stop {name}` first")
+            old._cleanup()
+        shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True)
+        exec_socket = state_dir / "exec.sock"
+        if len(str(exec_socket)) > _SUN_PATH_MAX - 2:
+            raise LlviewError(f"state directory {state_dir} is too long for a unix socket path; "
+                              "set LLVIEW_HOME to a shorter directory")
+        initrd = build_initramfs(quiet=quiet)
+        if files:
+            extra = build_extra_archive({g: Path(h) for g, h in files.items()})
+            combined = state_dir / "initrd.cpio.gz"
+            combined.write_bytes(initrd.read_bytes() + gzip.compress(extra, mtime=0))
+            initrd = combined
+        vm = cls(name=name, pid=0, state_dir=str(state_dir),
+                 ram_path=f"/dev/shm/llview-{name}.ram", ram_size=ram_size,
+                 host_port=_free_local_port(), console_log=str(state_dir / "console.log"),
+                 exec_socket=str(exec_socket), qmp_socket=str(state_dir / "qmp.sock"),
+                 kernel_release=profile.release, kernel_dir=str(profile.directory or profile.root),
+                 accel=accel, tasks=tasks)
+        Path(vm.ram_path).unlink(missing_ok=True)
+        cmd = vm._qemu_command(str(profile.vmlinuz), str(initrd))
+        _say(f"starting guest {name}: kernel {profile.release}, {memory} RAM, {accel.upper()}",
+             quiet)
+        began = time.monotonic()
+        with open(state_dir / "qemu.log", "w") as log:
+            # -daemonize: QEMU forks, and the parent exits once the machine is set up.
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            Path(vm.ram_path).unlink(missing_ok=True)
+            raise LlviewError(f"QEMU failed to start: {done.stderr.strip()}")
+        try:
+            vm.pid = int((state_dir / "qemu.pid").read_text().strip())
+        except (OSError, ValueError) as e:
+            raise LlviewError(f"QEMU started but wrote no pid file: {e}") from e
+        vm._save()
+        try:
+            vm._wait_for_boot(began, timeout, quiet)
+        except BaseException:
+            vm.stop(quiet=True, keep_logs=True)
+            raise
+        vm.boot_seconds = round(time.monotonic() - began, 1)
+        vm._save()
+        _say(f"guest {name} up in {vm.boot_seconds:.1f} s: {vm.guest_tasks} tasks, "
+             f"5-level paging {'on' if vm.la57 else 'off'}, RAM file {vm.ram_path}, "
+             f"host port {vm.host_port}", quiet)
+        return vm
+
+    def _qemu_command(self, vmlinuz: str, initrd: str) -> list[str]:
+        state = Path(self.state_dir)
+        mib = self.ram_size >> 20
+        append = f"console=ttyS0 panic=-1 llview.tasks={self.tasks}"
+        return [
+            QEMU, "-name", f"llview-{self.name}",
+            "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+            "-machine", "q35,memory-backend=ram",
+            "-object", f"memory-backend-file,id=ram,size={mib}M,mem-path={self.ram_path},share=on",
+            "-m", f"{mib}M",
+            "-accel", self.accel, "-cpu", "max", "-smp", "1",
+            "-kernel", vmlinuz, "-initrd", initrd, "-append", append,
+            "-serial", f"file:{self.console_log}",
+            "-serial", f"unix:{self.exec_socket},server=on,wait=off",
+            "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
+            "-netdev", (f"user,id=n0,restrict=on,"
+                        f"hostfwd=tcp:127.0.0.1:{self.host_port}-:{GUEST_AGENT_PORT}"),
+            "-device", "virtio-net-pci,netdev=n0",
+            "-no-reboot", "-daemonize", "-pidfile", str(state / "qemu.pid"),
+        ]
+
+    def _wait_for_boot(self, began: float, timeout: float, quiet: bool) -> None:
+        _say(f"waiting for the guest to boot (TCG takes ~10-30 s; timeout {timeout:.0f} s)",
+             quiet)
+        next_note = began + 10
+        marker = re.compile(READY_MARKER + r" tasks=(\d+) la57=(\d+)")
+        while True:
+            text = self.console_text()
+            found = marker.search(text)
+            if found:
+                self.guest_tasks = int(found.group(1))
+                self.la57 = int(found.group(2)) > 0
+                break
+            now = time.monotonic()
+            if not self.alive():
+                raise LlviewError(f"guest {self.name} died while booting; console tail:\n"
+                                  + self._tail(text))
+            if now - began > timeout:
+                raise LlviewError(f"guest {self.name} did not boot within {timeout:.0f} s; "
+                                  f"console tail:\n{self._tail(text)}")
+            if now >= next_note:
+                _say(f"  still booting ({now - began:.0f} s)", quiet)
+                next_note += 10
+            time.sleep(0.2)
+        # The console says the exec server is up; prove the channel works end to end.
+        rc, out = self.exec("echo llview-exec-ok", timeout=30)
+        if rc != 0 or out.strip() != "llview-exec-ok":
+            raise LlviewError(f"guest {self.name} booted but `vm exec` does not answer "
+                              f"(rc {rc}, {out!r})")
+
+    @staticmethod
+    def _tail(text: str, lines: int = 15) -> str:
+        return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+    def console_text(self) -> str:
+        try:
+            return Path(self.console_log).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @classmethod
+    def load(cls, name: str) -> VM:
+        check_name(name)
+        path = vms_dir() / name / "state.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LlviewError(f"no VM named {name!r}; `llview vm list` shows them") from None
+        except ValueError as e:
+            raise LlviewError(f"corrupt VM state {path}: {e}") from e
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def list(cls) -> list[VM]:
+        vms = []
+        for state in sorted(vms_dir().glob("*/state.json")):
+            try:
+                vms.append(cls.load(state.parent.name))
+            except LlviewError:
+                continue
+        return vms
+
+    def _save(self) -> None:
+        path = Path(self.state_dir) / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    def alive(self) -> bool:
+        """True while our QEMU runs: the pid exists and its command line is this VM's."""
+        if self.pid <= 0:
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return self.exec_socket.encode() in b" ".join(cmdline)
+
+    def stop(self, quiet: bool = False, keep_logs: bool = False) -> None:
+        """Kills our QEMU (by its recorded pid, after checking it is ours) and frees its RAM."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.alive():
+                os.kill(self.pid, signal.SIGKILL)
+                while self.alive() and time.monotonic() < deadline + 5:
+                    time.sleep(0.1)
+            _say(f"stopped guest {self.name} (pid {self.pid})", quiet)
+        self._cleanup(keep_logs=keep_logs)
+
+    def _cleanup(self, keep_logs: bool = False) -> None:
+        Path(self.ram_path).unlink(missing_ok=True)
+        state = Path(self.state_dir)
+        if keep_logs:
+            for leftover in ("state.json", "exec.sock", "qmp.sock", "exec.lock", "qemu.pid"):
+                (state / leftover).unlink(missing_ok=True)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+    # ---- running commands in the guest -----------------------------------------------------
+
+    def exec(self, command: str, timeout: float = 60.0) -> tuple[int, str]:
+        """Runs `command` with the guest's sh; returns (exit status, stdout+stderr).
+
+        The guest kills the command after `timeout` seconds (exit status 143); a guest that does
+        not answer at all raises LlviewError.
+        """
+        if not self.alive():
+            raise LlviewError(f"VM {self.name} is not running")
+        limit = max(1, math.ceil(timeout))
+        request_id = secrets.token_hex(8)
+        payload = base64.b64encode(command.encode()).decode()
+        if len(payload) > MAX_EXEC_PAYLOAD:
+            raise LlviewError(f"command of {len(command)} bytes is too long for `vm exec` (the "
+                              "serial line moves ~20 KB/s); ship big files with start(files=)")
+        # The leading newline ends any stale fragment on the line (see exec_server.awk).
+        lines = [payload[i:i + 76] for i in range(0, len(payload), 76)]
+        request = "\n".join(["", f"@@LLVIEW-EXEC {request_id} {limit}", *lines,
+                             f"@@LLVIEW-RUN {request_id}", ""]).encode()
+        # The serial line carries roughly 20 KB/s towards the guest under TCG.
+        deadline = time.monotonic() + limit + 30 + len(payload) / 10_000
+        with open(Path(self.state_dir) / "exec.lock", "w") as lock:
+            # One request on the serial line at a time, across processes.
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LlviewError(
+                            f"VM {self.name}: another `vm exec` holds the line") from None
+                    time.sleep(0.05)
+            return self._exchange(request, request_id, deadline)
+
+    def _exchange(self, request: bytes, request_id: str, deadline: float) -> tuple[int, str]:
+        begin = f"@@LLVIEW-BEGIN {request_id}".encode()
+        end_prefix = f"@@LLVIEW-END {request_id} ".encode()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            try:
+                sock.connect(self.exec_socket)
+            except OSError as e:
+                raise LlviewError(f"VM {self.name}: cannot reach the exec channel "
+                                  f"{self.exec_socket}: {e}") from e
+            sock.settimeout(max(deadline - time.monotonic(), 1))
+            try:
+                sock.sendall(request)
+            except TimeoutError:
+                raise LlviewError(f"VM {self.name}: the guest stopped reading the exec "
+                                  "channel") from None
+            buffer = b""
+            body: list[bytes] | None = None
+            while True:
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    line = line.rstrip(b"\r")
+                    if line == begin:
+                        body = []
+                    elif body is not None and line.startswith(end_prefix):
+                        rc = int(line[len(end_prefix):].strip() or b"255")
+                        data = base64.b64decode(b"".join(body))
+                        return rc, data.decode(errors="replace")
+                    elif body is not None:
+                        body.append(line.strip())
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LlviewError(f"VM {self.name}: no answer from the guest in time")
+                sock.settimeout(min(remaining, 5))
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    if not self.alive():
+                        raise LlviewError(f"VM {self.name} died during `vm exec`") from None
+                    continue
+                if not chunk:
+                    raise LlviewError(f"VM {self.name}: exec channel closed")
+                buffer += chunk

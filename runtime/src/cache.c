@@ -1,0 +1,295 @@
+/*
+ * cache.c - the page cache behind __llview_load: the miss path, guest page
+ * fetches (batched, with read-ahead of the next page), reads that straddle
+ * a page boundary, the per-scan read budget and scan boundaries.
+ *
+ * The cache is direct-mapped by page number (llview_rt.h). A slot holds
+ * either a guest page, copied into that slot's own 4 KiB buffer in `pool`,
+ * or an identity mapping of a page of the IDS's own memory (data = the
+ * page itself), so native pointers take the inline hit path too. A scan
+ * never sees data older than its own start: llview_scan_begin empties the
+ * cache, and the runtime's main calls it before the IDS's main.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+
+struct __llview_cache_slot __llview_cache[__LLVIEW_CACHE_SLOTS] = {
+	[0 ... __LLVIEW_CACHE_SLOTS - 1] = { ~0UL, 0 },
+};
+long __llview_read_budget = RT_DEFAULT_MAX_READS;
+
+#pragma GCC visibility push(hidden)
+long rt_max_reads = RT_DEFAULT_MAX_READS;
+struct rt_stats rt_stats;
+#pragma GCC visibility pop
+
+/* Guest page buffers, one per slot, reserved once and touched lazily. */
+static u8 *pool;
+/* Where straddling reads are assembled; grown for larger reads. */
+static u8 bounce_small[2 * __LLVIEW_PAGE_SIZE] __attribute__((aligned(64)));
+static u8 *bounce_big;
+static size_t bounce_big_size;
+
+/* A read within the last READ_AHEAD_TAIL bytes of a page also fetches the
+ * next page in the same request: objects (task_struct is ~10 KiB) often
+ * continue there, and a second page costs far less than a second round
+ * trip. */
+#define READ_AHEAD_TAIL 1024u
+
+static inline struct __llview_cache_slot *slot_of(uint64_t page)
+{
+	return &__llview_cache[page & (__LLVIEW_CACHE_SLOTS - 1)];
+}
+
+void rt_cache_init(void)
+{
+	if (pool)
+		return;
+	pool = mmap(NULL, (size_t)__LLVIEW_CACHE_SLOTS * __LLVIEW_PAGE_SIZE,
+		    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pool == MAP_FAILED)
+		rt_die("cannot reserve the page cache: %s", strerror(errno));
+}
+
+void llview_scan_begin(void)
+{
+	rt_cache_init();
+	for (size_t i = 0; i < __LLVIEW_CACHE_SLOTS; i++) {
+		__llview_cache[i].page = ~0UL;
+		__llview_cache[i].data = NULL;
+	}
+	__llview_read_budget = rt_max_reads;
+}
+
+void rt_budget_spent(uint32_t site)
+{
+	rt_die("read limit of %ld reads reached at %s (corrupted or cyclic list?); raise with "
+	       "--max-reads",
+	       rt_max_reads, rt_site_text(site));
+}
+
+/*
+ * Makes pages [first, first + n) of guest memory present in the cache,
+ * fetching the missing ones in requests of at most LLV_MAX_PAGES. `extra`
+ * more pages after them are fetched opportunistically in the same request
+ * (their failures are ignored). Returns 0, or the page number of the first
+ * of the n pages the agent could not serve (status in *status).
+ */
+static uint64_t fetch_pages(uint64_t first, uint64_t n, uint64_t extra, uint32_t *status)
+{
+	uint64_t want[LLV_MAX_PAGES];
+	u8 *out[LLV_MAX_PAGES];
+	uint32_t statuses[LLV_MAX_PAGES];
+	uint64_t page = first, end = first + n, wanted_end = end + extra;
+
+	rt_cache_init();
+	while (page < end) {
+		uint32_t count = 0;
+
+		for (; page < wanted_end && count < LLV_MAX_PAGES; page++) {
+			if (slot_of(page)->page == page)
+				continue;
+			/* The slot's old page is dropped before the fetch, so a
+			 * failed fetch never leaves stale data behind. */
+			slot_of(page)->page = ~0UL;
+			want[count] = page << __LLVIEW_PAGE_SHIFT;
+			out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
+			count++;
+		}
+		if (!count)
+			break;
+		int rc = rt_transport->read_pages(want, count, out, statuses);
+
+		if (rc)
+			rt_transport_fail(rc);
+		for (uint32_t i = 0; i < count; i++) {
+			uint64_t got = want[i] >> __LLVIEW_PAGE_SHIFT;
+
+			if (statuses[i] == LLV_OK) {
+				rt_stats.pages_fetched++;
+				slot_of(got)->data = (char *)out[i];
+				slot_of(got)->page = got;
+			} else if (got < end) {
+				*status = statuses[i];
+				return got;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Whether the IDS process has [page, page + 4 KiB) mapped (a native
+ * pointer that is not: a corrupted pointer read from the guest). */
+static int native_page_mapped(uint64_t page)
+{
+	unsigned char vec;
+
+	return mincore((void *)(page << __LLVIEW_PAGE_SHIFT), __LLVIEW_PAGE_SIZE, &vec) == 0 ||
+	       errno != ENOMEM;
+}
+
+static void install_native(uint64_t addr, uint64_t size, uint32_t site)
+{
+	uint64_t last = (addr + (size ? size - 1 : 0)) >> __LLVIEW_PAGE_SHIFT;
+
+	for (uint64_t page = addr >> __LLVIEW_PAGE_SHIFT; page <= last; page++) {
+		if (slot_of(page)->page == page)
+			continue;
+		if (!native_page_mapped(page))
+			rt_die("cannot read address 0x%lx at %s: neither guest memory nor mapped in "
+			       "the IDS (a corrupted pointer?)",
+			       (unsigned long)(page == addr >> __LLVIEW_PAGE_SHIFT
+						       ? addr
+						       : page << __LLVIEW_PAGE_SHIFT),
+			       rt_site_text(site));
+		slot_of(page)->data = (char *)(page << __LLVIEW_PAGE_SHIFT);
+		slot_of(page)->page = page;
+		rt_stats.native_pages++;
+	}
+}
+
+static __attribute__((noreturn)) void unreadable(uint64_t addr, uint32_t status, uint32_t site)
+{
+	if (addr < RT_NULL_LIMIT)
+		rt_die("NULL pointer dereference reading 0x%lx at %s", (unsigned long)addr,
+		       rt_site_text(site));
+	rt_die("cannot read guest address 0x%016lx (%s) at %s", (unsigned long)addr,
+	       rt_status_text(status), rt_site_text(site));
+}
+
+uint64_t rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint32_t *status)
+{
+	u8 *to = dst;
+
+	if (!n)
+		return 0;
+	if (addr < RT_NULL_LIMIT || addr + n < addr) {
+		*status = LLV_UNMAPPED;
+		return addr < RT_NULL_LIMIT ? addr : ~0UL;
+	}
+	if (!rt_is_guest(addr)) {
+		install_native(addr, n, RT_NO_SITE);
+		memcpy(dst, (const void *)addr, n);
+		return 0;
+	}
+	while (n) {
+		uint64_t page = addr >> __LLVIEW_PAGE_SHIFT;
+		uint64_t pages = ((addr & RT_PAGE_MASK) + n + RT_PAGE_MASK) >> __LLVIEW_PAGE_SHIFT;
+
+		if (pages > LLV_MAX_PAGES)
+			pages = LLV_MAX_PAGES;
+		uint64_t bad = fetch_pages(page, pages, 0, status);
+		if (bad)
+			return bad == page ? addr : bad << __LLVIEW_PAGE_SHIFT;
+		for (uint64_t i = 0; i < pages && n; i++) {
+			uint64_t off = addr & RT_PAGE_MASK;
+			uint64_t chunk = __LLVIEW_PAGE_SIZE - off < n ? __LLVIEW_PAGE_SIZE - off : n;
+
+			memcpy(to, slot_of(page + i)->data + off, chunk);
+			to += chunk;
+			addr += chunk;
+			n -= chunk;
+		}
+	}
+	return 0;
+}
+
+void rt_copy_in_or_die(void *dst, uint64_t addr, uint64_t n, uint32_t site)
+{
+	uint32_t status = LLV_OK;
+	uint64_t bad = rt_copy_in(dst, addr, n, &status);
+
+	if (bad || status != LLV_OK)
+		unreadable(bad, status, site);
+}
+
+long rt_read_string(uint64_t addr, char *dst, size_t cap)
+{
+	size_t len = 0;
+
+	if (!cap)
+		return -1;
+	dst[0] = 0;
+	if (addr < RT_NULL_LIMIT)
+		return -1;
+	while (len + 1 < cap) {
+		/* Read up to the end of the current page at a time. */
+		uint64_t room = __LLVIEW_PAGE_SIZE - (addr & RT_PAGE_MASK);
+		uint64_t want = cap - 1 - len < room ? cap - 1 - len : room;
+		uint32_t status = LLV_OK;
+
+		if (rt_copy_in(dst + len, addr, want, &status)) {
+			if (!len)
+				return -1;
+			break;
+		}
+		char *nul = memchr(dst + len, 0, want);
+
+		if (nul)
+			return nul - dst;
+		len += want;
+		addr += want;
+	}
+	dst[len] = 0;
+	return (long)len;
+}
+
+static void *bounce(uint64_t size)
+{
+	if (size <= sizeof(bounce_small))
+		return bounce_small;
+	if (size > bounce_big_size) {
+		free(bounce_big);
+		bounce_big = aligned_alloc(64, (size + 63) & ~63UL);
+		if (!bounce_big)
+			rt_die("out of memory for a %lu-byte read", (unsigned long)size);
+		bounce_big_size = size;
+	}
+	return bounce_big;
+}
+
+void *__llview_load_miss(const void *p, __llview_u64 size, __llview_u32 site)
+{
+	uint64_t addr = (uint64_t)p;
+	uint64_t off = addr & RT_PAGE_MASK;
+	uint32_t status = LLV_OK;
+
+	rt_stats.misses++;
+	if (__llview_read_budget < 0)
+		rt_budget_spent(site);
+	if (addr < RT_NULL_LIMIT)
+		unreadable(addr, LLV_UNMAPPED, site);
+	if (!rt_is_guest(addr)) {
+		install_native(addr, size, site);
+		return (void *)p;
+	}
+	if (addr + size < addr)
+		unreadable(addr, LLV_NONCANONICAL, site);
+	if (off + size <= __LLVIEW_PAGE_SIZE) {
+		uint64_t page = addr >> __LLVIEW_PAGE_SHIFT;
+		uint64_t extra = off + size > __LLVIEW_PAGE_SIZE - READ_AHEAD_TAIL &&
+				 page + 1 != 0;
+
+		if (fetch_pages(page, 1, extra, &status))
+			unreadable(addr, status, site);
+		return slot_of(page)->data + off;
+	}
+	/* Straddles a page boundary: assemble a copy. */
+	rt_stats.straddles++;
+	void *buf = bounce(size);
+	uint64_t bad = rt_copy_in(buf, addr, size, &status);
+	if (bad)
+		unreadable(bad, status, site);
+	return buf;
+}
+
+void __llview_store_refused(const void *addr, __llview_u32 site)
+{
+	rt_die("store to guest memory refused at %s (address 0x%016lx)", rt_site_text(site),
+	       (unsigned long)addr);
+}

@@ -1,0 +1,221 @@
+/*
+ * main.c - the IDS process's real entry point: options, the key, the
+ * agent connection, kernel symbol resolution, one scan of the IDS's own
+ * main (renamed __llview_ids_main by the compiler), statistics and the exit
+ * status.
+ *
+ * Exit status: the IDS main's return value when it is non-zero; otherwise
+ * 1 when the IDS raised alerts (llview_alert), else 0. Errors of the
+ * runtime itself (bad options, agent unreachable, unreadable guest
+ * address, read limit) exit with status 2.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "llview_wire.h"
+#include "rt_internal.h"
+
+#pragma GCC visibility push(hidden)
+const struct rt_transport_ops *rt_transport;
+const char *rt_agent_url;
+int rt_timeout_s = RT_DEFAULT_TIMEOUT;
+char rt_transport_error_text[256];
+#pragma GCC visibility pop
+
+void llview_scan_begin(void);
+
+static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport };
+
+static const char usage[] =
+	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--timeout SEC] [--stats]\n"
+	"\n"
+	"An llview IDS program: reads the monitored kernel's memory through an agent.\n"
+	"\n"
+	"  --agent URL      the agent to read guest memory from (tcp://HOST:PORT)\n"
+	"  --key FILE       the 32-byte pre-shared key (mode 0600, e.g. from llview keygen)\n"
+	"  --json           records, alerts and printk lines as one JSON object per line\n"
+	"  --max-reads N    end the scan after N guest reads (default %ld): bounds a\n"
+	"                   corrupted or cyclic list\n"
+	"  --timeout SEC    how long to wait for the agent (default %d)\n"
+	"  --stats          print requests, bytes, pages, hits and time to stderr at exit\n"
+	"  --help           this text\n"
+	"\n"
+	"Exit status: the IDS's return value if non-zero, else 1 if it raised alerts,\n"
+	"else 0; 2 for errors (agent unreachable, unreadable guest memory, ...).\n";
+
+void rt_transport_fail(int code)
+{
+	if (code == -LLV_W_TIMEOUT)
+		rt_die("agent at %s did not answer within %d s", rt_agent_url, rt_timeout_s);
+	if (code == -LLV_W_CLOSED)
+		rt_die("agent at %s closed the connection (wrong key, or the agent stopped)",
+		       rt_agent_url);
+	if (rt_transport_error_text[0])
+		rt_die("agent at %s: %s: %s", rt_agent_url, llv_strerror(code),
+		       rt_transport_error_text);
+	if (code == -LLV_E_AUTH)
+		rt_die("agent at %s: frame failed authentication (wrong key? both sides must use "
+		       "the same key file)",
+		       rt_agent_url);
+	rt_die("agent at %s: %s", rt_agent_url, llv_strerror(code));
+}
+
+static long parse_number(const char *opt, const char *text, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max)
+		rt_die("%s: '%s' is not a number from %ld to %ld", opt, text, min, max);
+	return v;
+}
+
+static void resolve_kernel_symbols(void)
+{
+	uint32_t n = __llview_nksyms;
+	const char **names;
+	uint64_t *addrs;
+
+	if (!n)
+		return;
+	names = calloc(n, sizeof(*names));
+	addrs = calloc(n, sizeof(*addrs));
+	if (!names || !addrs)
+		rt_die("out of memory resolving %u kernel symbols", n);
+	for (uint32_t i = 0; i < n; i++)
+		names[i] = __llview_ksyms[i].name;
+	int rc = rt_transport->lookup_symbols(names, n, addrs);
+	if (rc)
+		rt_transport_fail(rc);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!addrs[i])
+			rt_die("kernel symbol '%s' not found in the running guest", names[i]);
+		__llview_ksyms[i].addr = (void *)addrs[i];
+	}
+	free(names);
+	free(addrs);
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void print_stats(const struct timespec *start, long budget_at_start)
+{
+	long reads = budget_at_start - __llview_read_budget;
+	uint64_t hits = (uint64_t)reads > rt_stats.misses ? (uint64_t)reads - rt_stats.misses : 0;
+
+	fprintf(stderr,
+		"llview: %lu requests, %lu bytes sent, %lu bytes received, %lu pages fetched\n"
+		"llview: %ld reads: %lu hits, %lu misses (%lu native pages, %lu straddling)\n"
+		"llview: %.3f ms\n",
+		(unsigned long)rt_stats.requests, (unsigned long)rt_stats.bytes_sent,
+		(unsigned long)rt_stats.bytes_received, (unsigned long)rt_stats.pages_fetched, reads,
+		(unsigned long)hits, (unsigned long)rt_stats.misses,
+		(unsigned long)rt_stats.native_pages, (unsigned long)rt_stats.straddles,
+		seconds_since(start) * 1e3);
+}
+
+int main(int argc, char **argv)
+{
+	const char *key_path = NULL;
+	int want_stats = 0;
+	u8 key[LLV_KEY_LEN];
+	char err[512];
+	struct timespec start;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *value = NULL;
+		const char *eq = strchr(opt, '=');
+		char name[32];
+
+		/* --opt=value and --opt value */
+		if (eq && (size_t)(eq - opt) < sizeof(name)) {
+			memcpy(name, opt, (size_t)(eq - opt));
+			name[eq - opt] = 0;
+			opt = name;
+			value = eq + 1;
+		}
+		int takes_value = !strcmp(opt, "--agent") || !strcmp(opt, "--key") ||
+				  !strcmp(opt, "--max-reads") || !strcmp(opt, "--timeout");
+		if (takes_value && !value) {
+			if (i + 1 >= argc)
+				rt_die("%s needs a value (see --help)", opt);
+			value = argv[++i];
+		} else if (!takes_value && value) {
+			rt_die("%s takes no value", opt);
+		}
+		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+			printf(usage, argv[0], RT_DEFAULT_MAX_READS, RT_DEFAULT_TIMEOUT);
+			return 0;
+		} else if (!strcmp(opt, "--agent")) {
+			rt_agent_url = value;
+		} else if (!strcmp(opt, "--key")) {
+			key_path = value;
+		} else if (!strcmp(opt, "--json")) {
+			rt_json_mode = 1;
+		} else if (!strcmp(opt, "--stats")) {
+			want_stats = 1;
+		} else if (!strcmp(opt, "--max-reads")) {
+			rt_max_reads = parse_number("--max-reads", value, 1, LONG_MAX / 2);
+		} else if (!strcmp(opt, "--timeout")) {
+			rt_timeout_s = (int)parse_number("--timeout", value, 1, 3600);
+		} else {
+			rt_die("unknown option '%s' (see --help)", argv[i]);
+		}
+	}
+	if (!rt_agent_url)
+		rt_die("--agent URL is required (e.g. --agent tcp://127.0.0.1:7070; see --help)");
+	if (!key_path)
+		rt_die("--key FILE is required (see --help)");
+
+	const char *sep = strstr(rt_agent_url, "://");
+	for (size_t i = 0; sep && i < sizeof(transports) / sizeof(transports[0]); i++) {
+		size_t len = strlen(transports[i]->scheme);
+
+		if ((size_t)(sep - rt_agent_url) == len &&
+		    !strncmp(rt_agent_url, transports[i]->scheme, len))
+			rt_transport = transports[i];
+	}
+	if (!rt_transport)
+		rt_die("--agent '%s': unsupported URL (expected tcp://HOST:PORT)", rt_agent_url);
+
+	if (llv_load_key(key_path, key, err, sizeof(err)))
+		rt_die("%s", err);
+	int rc = rt_transport->connect(sep + 3, key, rt_timeout_s, err, sizeof(err));
+	/* The session has its own keys now; the pre-shared key is not needed. */
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc == RT_E_SEE_MESSAGE)
+		rt_die("agent at %s: %s", rt_agent_url, err);
+	if (rc)
+		rt_transport_fail(rc);
+
+	resolve_kernel_symbols();
+	llview_scan_begin();
+	long budget_at_start = __llview_read_budget;
+	int status = __llview_ids_main();
+
+	rt_output_finish();
+	if (fflush(stdout))
+		rt_die("cannot write the output: %s", strerror(errno));
+	if (want_stats)
+		print_stats(&start, budget_at_start);
+	rt_transport->close();
+	if (!status && rt_alerts)
+		status = 1;
+	return status;
+}

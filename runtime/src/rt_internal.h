@@ -1,0 +1,128 @@
+/*
+ * rt_internal.h - what the runtime's own files share and nothing else sees.
+ *
+ * Every declaration here is hidden: the Makefile combines the runtime into
+ * one relocatable object and localises hidden symbols, so the archive's
+ * exported names are exactly the ones the compiler may rely on (it treats
+ * every defined global symbol of libllview_rt.a as "supplied by llview").
+ */
+#ifndef LLVIEW_RT_INTERNAL_H
+#define LLVIEW_RT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llview_proto.h"
+#include "llview_rt.h"
+
+#pragma GCC visibility push(hidden)
+
+#define RT_PAGE_MASK (__LLVIEW_PAGE_SIZE - 1)
+#define RT_GUEST_BIT (1UL << 63)
+#define RT_NULL_LIMIT 0x10000UL /* lower-half addresses below this are NULL derefs */
+#define RT_DEFAULT_MAX_READS 10000000L
+#define RT_DEFAULT_TIMEOUT 5
+#define RT_NO_SITE 0xffffffffu /* a read made by the runtime itself, not at an IDS site */
+
+static inline int rt_is_guest(uint64_t addr)
+{
+	return (addr & RT_GUEST_BIT) != 0;
+}
+
+/* ---- transport (transport.c, transport_tcp.c) ---- */
+
+/* One way of reaching an agent, picked by the --agent URL's scheme. Every
+ * call returns 0 or a negative enum llv_error / llv_wire_error; a message
+ * the agent sent with LLV_REP_ERROR is kept in rt_transport_error_text. */
+#define RT_E_SEE_MESSAGE (-1000) /* connect failed locally; err says why */
+
+struct rt_transport_ops {
+	const char *scheme; /* "tcp" */
+	int (*connect)(const char *where, const u8 key[LLV_KEY_LEN], int timeout_s, char *err,
+		       size_t errlen);
+	/* Reads n (<= LLV_MAX_PAGES) pages: out[i] receives the 4 KiB page of
+	 * addrs[i] when statuses[i] == LLV_OK. */
+	int (*read_pages)(const uint64_t *addrs, uint32_t n, u8 *const *out, uint32_t *statuses);
+	/* addrs[i] = 0 for an unknown name. */
+	int (*lookup_symbols)(const char *const *names, uint32_t n, uint64_t *addrs);
+	int (*info)(struct llv_info *info);
+	void (*close)(void);
+};
+
+extern const struct rt_transport_ops rt_tcp_transport;
+
+struct rt_stats {
+	uint64_t requests;
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t pages_fetched;
+	uint64_t misses;        /* calls into the miss path */
+	uint64_t native_pages;  /* identity slots installed for IDS memory */
+	uint64_t straddles;     /* reads that crossed a page boundary */
+};
+extern struct rt_stats rt_stats;
+
+extern const struct rt_transport_ops *rt_transport;
+extern const char *rt_agent_url;
+extern int rt_timeout_s;
+extern char rt_transport_error_text[256];
+
+/* Ends the process (status 2) with "error: agent at URL: ..." for code. */
+__attribute__((noreturn)) void rt_transport_fail(int code);
+
+/* ---- cache and guest reads (cache.c) ---- */
+
+extern long rt_max_reads;
+
+/* The read budget is spent: the status-2 error naming the site. */
+__attribute__((noreturn)) void rt_budget_spent(uint32_t site);
+
+/* Copies n bytes at addr (guest or IDS memory) into dst. Returns 0, or the
+ * first address that could not be read (its page status in *status) when
+ * the agent cannot serve it; addresses below 64 KiB count as unreadable
+ * with status LLV_UNMAPPED. Transport failures end the process. */
+uint64_t rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint32_t *status);
+
+/* Like rt_copy_in, but ends the process with the usual error naming the
+ * address and site when something cannot be read. */
+void rt_copy_in_or_die(void *dst, uint64_t addr, uint64_t n, uint32_t site);
+
+/* Reads a NUL-terminated string at addr into dst (capacity cap, always
+ * terminated, at most cap - 1 bytes). Returns its length, or -1 when the
+ * first byte cannot be read or addr is NULL-ish; a string cut by an
+ * unreadable page ends there. */
+long rt_read_string(uint64_t addr, char *dst, size_t cap);
+
+void rt_cache_init(void);
+
+/* ---- errors (errors.c) ---- */
+
+/* "ids.c:12:5" for a site index, or "an llview library call" for
+ * RT_NO_SITE; points to a static buffer. */
+const char *rt_site_text(uint32_t site);
+__attribute__((noreturn, format(printf, 1, 2))) void rt_die(const char *fmt, ...);
+const char *rt_status_text(uint32_t status);
+
+/* ---- output (output.c, format.c) ---- */
+
+/* A growable output buffer. */
+struct rt_buf {
+	char *data;
+	size_t len, cap;
+};
+void rt_buf_put(struct rt_buf *b, const char *s, size_t n);
+void rt_buf_putc(struct rt_buf *b, char c);
+void rt_buf_free(struct rt_buf *b);
+
+/* Formats with the kernel's printk format language; %s and some %p
+ * extensions read guest memory through the cache. */
+void rt_vformat(struct rt_buf *b, const char *fmt, va_list ap);
+
+extern int rt_json_mode;
+extern uint64_t rt_alerts;
+void rt_output_finish(void);
+
+#pragma GCC visibility pop
+
+#endif /* LLVIEW_RT_INTERNAL_H */

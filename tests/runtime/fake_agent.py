@@ -1,0 +1,155 @@
+"""A test-double llview agent: speaks the wire protocol of
+agents/common/llview_proto.h (handshake, AES-256-GCM frames with sequence
+nonces) with the `cryptography` package, and serves pages and symbols from
+Python dicts, so the runtime can be tested without a guest."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MAGIC = 0x31564C4C
+VERSION = 1
+PAGE = 4096
+HELLO = struct.Struct("<IHH32s")
+FRAME = struct.Struct("<IIQ")
+MSG = struct.Struct("<HHI")
+ROLE_CLIENT, ROLE_SERVER = 1, 2
+REQ_READ, REP_READ, REQ_SYMS, REP_SYMS, REQ_INFO, REP_INFO, REP_ERROR = range(1, 8)
+OK, UNMAPPED, NONCANONICAL = 0, 1, 2
+E_AUTH, E_MALFORMED = 2, 5
+INFO = struct.Struct("<QQII64s")
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        data += chunk
+    return data
+
+
+@dataclass
+class FakeAgent:
+    """Serves `pages` (page number -> 4096 bytes, or a callable returning
+    them, called per fetch) and `symbols` (name -> address). mode "silent"
+    accepts connections and never answers."""
+
+    key: bytes
+    pages: dict[int, bytes | Callable[[], bytes]] = field(default_factory=dict)
+    symbols: dict[str, int] = field(default_factory=dict)
+    mode: str = "normal"
+    read_requests: list[list[int]] = field(default_factory=list)
+    requests: int = 0
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+    def __enter__(self) -> FakeAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            if self.mode == "silent":
+                self._held.append(conn)  # keep it open, never answer
+                continue
+            conn.settimeout(10)
+            try:
+                self._session(conn)
+            except (ConnectionError, TimeoutError, OSError):
+                pass
+            finally:
+                conn.close()
+
+    def _session(self, conn: socket.socket) -> None:
+        magic, version, role, client_random = HELLO.unpack(_recv_exact(conn, HELLO.size))
+        if magic != MAGIC or version != VERSION or role != ROLE_CLIENT:
+            return
+        server_random = os.urandom(32)
+        conn.sendall(HELLO.pack(MAGIC, VERSION, ROLE_SERVER, server_random))
+        session_key = hmac.new(
+            self.key, b"llview-v1 session" + client_random + server_random, hashlib.sha256
+        ).digest()
+        aead = AESGCM(session_key)
+        recv_seq = send_seq = 0
+
+        def send(plain: bytes) -> None:
+            nonlocal send_seq
+            header = FRAME.pack(MAGIC, len(plain), send_seq)
+            nonce = struct.pack("<IQ", ROLE_SERVER, send_seq)
+            conn.sendall(header + aead.encrypt(nonce, plain, header))
+            send_seq += 1
+
+        while True:
+            header = _recv_exact(conn, FRAME.size)
+            magic, length, seq = FRAME.unpack(header)
+            body = _recv_exact(conn, length + 16)
+            nonce = struct.pack("<IQ", ROLE_CLIENT, seq)
+            try:
+                plain = aead.decrypt(nonce, body, header)
+            except Exception:
+                send(MSG.pack(REP_ERROR, 0, E_AUTH) + b"frame did not authenticate\0")
+                return
+            if seq != recv_seq:
+                return
+            recv_seq += 1
+            self.requests += 1
+            send(self._answer(plain))
+
+    def _answer(self, plain: bytes) -> bytes:
+        kind, _flags, count = MSG.unpack_from(plain)
+        body = plain[MSG.size :]
+        if kind == REQ_READ:
+            addrs = list(struct.unpack_from(f"<{count}Q", body))
+            self.read_requests.append(addrs)
+            statuses, data = [], b""
+            for addr in addrs:
+                page = self.pages.get(addr >> 12)
+                canonical = addr >> 47 in (0, 0x1FFFF)
+                if page is None:
+                    statuses.append(UNMAPPED if canonical else NONCANONICAL)
+                    continue
+                statuses.append(OK)
+                data += page() if callable(page) else page
+            return MSG.pack(REP_READ, 0, count) + struct.pack(f"<{count}I", *statuses) + data
+        if kind == REQ_SYMS:
+            names = body.split(b"\0")[:count]
+            addrs = [self.symbols.get(name.decode(), 0) for name in names]
+            return MSG.pack(REP_SYMS, 0, count) + struct.pack(f"<{count}Q", *addrs)
+        if kind == REQ_INFO:
+            return MSG.pack(REP_INFO, 0, 0) + INFO.pack(0, 0, 4, 0, b"6.1.0-test")
+        return MSG.pack(REP_ERROR, 0, E_MALFORMED) + b"unknown request\0"

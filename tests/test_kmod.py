@@ -1,0 +1,541 @@
+"""The in-kernel agent (agents/kmod, llview_agent.ko) on a real QEMU guest, over TCP.
+
+The module is built with Kbuild against the profile's headers (llview/kmod.py), put with the
+NIC and crypto modules into a small busybox initramfs, and booted under QEMU (TCG) with user
+networking (restrict=on, host port forwarded on 127.0.0.1 only). Python then speaks the wire
+protocol to it with `cryptography` (tests/helpers/llview_wire.py) and compares what it serves
+with the guest's own view (uname -r, /proc/version, /proc/kallsyms) through a command channel
+on the guest's second serial port.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import hmac
+import os
+import re
+import socket
+import stat
+import statistics
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from helpers.llview_wire import (
+    FRAME_HDR,
+    HELLO,
+    MAX_PAYLOAD,
+    MSG,
+    PAGE,
+    SESSION_LABEL,
+    C,
+    Client,
+    recv_exact,
+)
+
+from llview import kmod
+from llview.kernel.profile import Profile
+from llview.vm.initramfs import find_busybox
+
+BOOT_TIMEOUT = 240.0
+UNSIGNED_MODULE_TAINTS = (1 << 12) | (1 << 13)  # O (out-of-tree) and E (unsigned)
+NONCANONICAL = 0x8000000000000000  # bit 63 set, bits 56/47 clear: invalid under 4 and 5 levels
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpio(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio "newc" archive of (name, mode, data) entries, as the kernel unpacks it."""
+    out = bytearray()
+    for inode, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        encoded = name.encode() + b"\0"
+        fields = [inode, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0]
+        out += b"070701" + b"".join(b"%08X" % v for v in fields) + encoded
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+GUEST_INIT = """#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+{agent}
+echo LLVIEW-KMOD-READY > /dev/console
+stty -F /dev/ttyS1 raw -echo
+# Command channel on ttyS1: "<id> <base64 script>" in, base64 output and exit code out.
+while :; do
+    while read -r id script; do
+        echo "$script" | base64 -d > /tmp/cmd
+        sh /tmp/cmd > /tmp/out 2>&1 < /dev/null
+        rc=$?
+        echo "@@BEGIN $id"
+        base64 /tmp/out
+        echo "@@END $id $rc"
+    done < /dev/ttyS1 > /dev/ttyS1
+    sleep 1
+done
+"""
+
+
+class DevGuest:
+    """A QEMU guest booting the profile's kernel with the agent loaded by its init."""
+
+    def __init__(self, profile: Profile, key: bytes, workdir: Path):
+        self.key = key
+        self.port = _free_port()
+        self.workdir = workdir
+        agent = kmod.guest_agent(profile, quiet=True)
+        entries: list[tuple[str, int, bytes]] = []
+        dirs = {"bin", "dev", "etc", "etc/llview", "lib", "proc", "sys", "tmp", "sbin",
+                "usr", "usr/bin", "usr/sbin", kmod.GUEST_MODULE_DIR.strip("/")}
+        entries += [(d, stat.S_IFDIR | 0o755, b"") for d in sorted(dirs)]
+        entries.append(("dev/console", stat.S_IFCHR | 0o600, b""))
+        entries.append(("bin/busybox", stat.S_IFREG | 0o755, find_busybox().read_bytes()))
+        entries.append(("init", stat.S_IFREG | 0o755,
+                        GUEST_INIT.format(agent=agent.init_script).encode()))
+        for guest_path, (host_path, mode) in agent.files.items():
+            entries.append((guest_path.lstrip("/"), stat.S_IFREG | mode, host_path.read_bytes()))
+        entries.append((agent.key_path.lstrip("/"), stat.S_IFREG | 0o600, key))
+        # The initramfs holds the key: private file, removed once QEMU has loaded it.
+        initrd = workdir / "initramfs.cpio.gz"
+        fd = os.open(initrd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(gzip.compress(_cpio(entries), compresslevel=1))
+        self.console = workdir / "console.log"
+        self.exec_sock = workdir / "exec.sock"
+        self.pidfile = workdir / "qemu.pid"
+        cmd = ["qemu-system-x86_64", "-machine", "q35", "-m", "512M", "-cpu", "max", "-smp", "1",
+               "-kernel", str(profile.vmlinuz), "-initrd", str(initrd),
+               "-append", "console=ttyS0 panic=-1", "-display", "none", "-no-reboot",
+               "-serial", f"file:{self.console}",
+               "-chardev", f"socket,id=exec,path={self.exec_sock},server=on,wait=off",
+               "-serial", "chardev:exec",
+               "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:7070",
+               "-device", "virtio-net-pci,netdev=n0",
+               "-daemonize", "-pidfile", str(self.pidfile)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+        initrd.unlink()
+        self.pid = int(self.pidfile.read_text())
+        self._wait_ready()
+        self.chan = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.chan.connect(str(self.exec_sock))
+        self.chan.settimeout(120)
+        self._buf = b""
+        self._next_id = 0
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            text = self.console.read_text(errors="replace") if self.console.exists() else ""
+            if "LLVIEW-KMOD-READY" in text:
+                return
+            if "Kernel panic" in text or not self.alive():
+                raise RuntimeError(f"guest died during boot:\n{text[-3000:]}")
+            time.sleep(0.5)
+        raise RuntimeError(f"guest not ready in {BOOT_TIMEOUT}s:\n{self.console_text()[-3000:]}")
+
+    def console_text(self) -> str:
+        return self.console.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def exec(self, script: str) -> tuple[int, bytes]:
+        """Runs a shell script in the guest; (exit code, stdout+stderr)."""
+        self._next_id += 1
+        ident = self._next_id
+        payload = base64.b64encode(script.encode()).decode()
+        self.chan.sendall(f"{ident} {payload}\n".encode())
+        end = re.compile(rb"@@END %d (\d+)\r?\n" % ident)
+        while not (match := end.search(self._buf)):
+            chunk = self.chan.recv(65536)
+            if not chunk:
+                raise RuntimeError("guest command channel closed")
+            self._buf += chunk
+        begin = self._buf.index(b"@@BEGIN %d" % ident)
+        body = self._buf[self._buf.index(b"\n", begin) + 1:match.start()]
+        self._buf = self._buf[match.end():]
+        return int(match.group(1)), base64.b64decode(b"".join(body.split()))
+
+    def check(self, script: str) -> str:
+        rc, out = self.exec(script)
+        assert rc == 0, f"guest command failed ({rc}): {script!r}: {out!r}"
+        return out.decode(errors="replace")
+
+    def client(self, key: bytes | None = None, **kw) -> Client:
+        return Client(self.port, key if key is not None else self.key, timeout=60.0, **kw)
+
+    def stop(self) -> None:
+        self.chan.close()
+        if self.alive():
+            os.kill(self.pid, 15)
+            for _ in range(50):
+                if not self.alive():
+                    break
+                time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def kguest(kernel_profile: Profile, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("kmod-guest")
+    os.chmod(workdir, 0o700)
+    guest = DevGuest(kernel_profile, os.urandom(32), workdir)
+    try:
+        yield guest
+    finally:
+        guest.stop()
+
+
+class _closing:
+    """with-statement helper: closes the Client at the end."""
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    def __enter__(self) -> Client:
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+
+
+def _assert_guest_healthy(guest: DevGuest) -> None:
+    assert guest.alive()
+    dmesg = guest.check("dmesg")
+    bad = [line for line in dmesg.splitlines()
+           if re.search(r"Oops|BUG:|general protection|Call Trace|WARNING:|kernel panic", line)]
+    assert not bad, "kernel complained:\n" + "\n".join(bad)
+    tainted = int(guest.check("cat /proc/sys/kernel/tainted"))
+    assert tainted & ~UNSIGNED_MODULE_TAINTS == 0, f"unexpected taint {tainted:#x}"
+
+
+# ---- build ------------------------------------------------------------------------------------
+
+
+def test_module_builds_for_the_profile_kernel(kernel_profile: Profile):
+    module = kmod.build_module(kernel_profile, quiet=True)
+    info = kmod.modinfo(module.read_bytes())
+    assert info["vermagic"].split()[0] == kernel_profile.release
+    assert info["name"] == kmod.MODULE_NAME
+    assert info["license"] == "GPL"
+    # The only parameter is the port: the key is never a module parameter.
+    params = [v for k, v in _all_modinfo(module.read_bytes()) if k == "parm"]
+    assert [p.split(":")[0] for p in params] == ["port"]
+
+
+def _all_modinfo(ko: bytes) -> list[tuple[str, str]]:
+    start = ko.index(b"license=")
+    end = ko.index(b"\0\0", start)
+    return [tuple(e.decode().split("=", 1)) for e in ko[start:end].split(b"\0") if b"=" in e]
+
+
+def test_load_order_puts_dependencies_first(kernel_profile: Profile):
+    order = [p.name for p in kmod.load_order(kernel_profile, ["virtio_net", "ghash_generic"])]
+    assert order.index("virtio.ko") < order.index("virtio_net.ko")
+    assert order.index("virtio_ring.ko") < order.index("virtio_net.ko")
+    assert order.index("gf128mul.ko") < order.index("ghash-generic.ko")
+    # Every module's declared dependencies come before it.
+    paths = kmod.load_order(kernel_profile, ["virtio_net", "virtio_pci", "gcm", "ghash_generic"])
+    names = [p.name.removesuffix(".ko").replace("-", "_") for p in paths]
+    for i, path in enumerate(paths):
+        for dep in filter(None, kmod.modinfo(path.read_bytes()).get("depends", "").split(",")):
+            assert dep in names[:i], f"{path.name} needs {dep} loaded before it"
+
+
+def test_load_order_rejects_unknown_module(kernel_profile: Profile):
+    with pytest.raises(Exception, match="no module no_such_module"):
+        kmod.load_order(kernel_profile, ["no_such_module"])
+
+
+def test_builtin_modules_are_not_loaded(kernel_profile: Profile):
+    builtin = (kernel_profile.modules / "modules.builtin").read_text().split()
+    name = Path(builtin[0]).name.split(".ko")[0]
+    assert kmod.load_order(kernel_profile, [name]) == []
+
+
+# ---- the agent on a real guest -----------------------------------------------------------------
+
+
+@pytest.mark.guest
+def test_info_matches_the_guest(kguest: DevGuest):
+    with _closing(kguest.client()) as client:
+        info = client.info()
+    assert info["release"] == kguest.check("uname -r").strip()
+    la57 = int(kguest.check("grep -c -w la57 /proc/cpuinfo || true").strip() or 0) > 0
+    assert info["paging_levels"] == (5 if la57 else 4)
+    text = int(kguest.check("grep ' _text$' /proc/kallsyms").split()[0], 16)
+    assert info["kaslr_offset"] == text - 0xFFFFFFFF81000000
+    assert info["page_offset_base"] >> 63 == 1  # the direct map lives in the upper half
+
+
+
+def _kallsyms(guest: DevGuest, name: str) -> int:
+    return int(guest.check(f"grep ' {name}$' /proc/kallsyms | head -1").split()[0], 16)
+
+
+@pytest.mark.guest
+def test_linux_banner_read_equals_proc_version(kguest: DevGuest):
+    with _closing(kguest.client()) as client:
+        banner_at, = client.syms(["linux_banner"])
+        assert banner_at == _kallsyms(kguest, "linux_banner")
+        banner = client.read_bytes(banner_at, 512).split(b"\0")[0].decode()
+    assert banner == kguest.check("cat /proc/version")
+
+
+@pytest.mark.guest
+def test_syms_several_and_unknown(kguest: DevGuest):
+    with _closing(kguest.client()) as client:
+        found = client.syms(["init_task", "no_such_symbol_llview", "linux_banner"])
+    assert found == [_kallsyms(kguest, "init_task"), 0, _kallsyms(kguest, "linux_banner")]
+
+
+@pytest.mark.guest
+def test_read_statuses_for_bad_addresses(kguest: DevGuest):
+    with _closing(kguest.client()) as client:
+        info = client.info()
+        banner_at, = client.syms(["linux_banner"])
+        # The start of the kernel half is the hypervisor guard hole: canonical, never mapped.
+        guard_hole = 0xFF00000000000000 if info["paging_levels"] == 5 else 0xFFFF800000000000
+        result = client.read([banner_at, guard_hole, 0x400000, 0x00007FFFFFFFE000,
+                              NONCANONICAL, 0x0000800000000000 if info["paging_levels"] == 4
+                              else 0x0100000000000000])
+        statuses = [status for status, _ in result]
+        assert statuses == [C["LLV_OK"], C["LLV_UNMAPPED"], C["LLV_USER_ADDRESS"],
+                            C["LLV_USER_ADDRESS"], C["LLV_NONCANONICAL"], C["LLV_NONCANONICAL"]]
+        assert b"Linux version" in result[0][1]
+        # Bad addresses are per-page statuses: the connection goes on.
+        assert client.info()["release"] == info["release"]
+    _assert_guest_healthy(kguest)
+
+
+@pytest.mark.guest
+def test_read_of_the_most_pages_one_request_may_name(kguest: DevGuest):
+    with _closing(kguest.client()) as client:
+        base = _kallsyms(kguest, "_stext")
+        pages = client.read([base + i * PAGE for i in range(C["LLV_MAX_PAGES"])])
+        assert all(status == C["LLV_OK"] for status, _ in pages)
+        # Same bytes as reading them one by one.
+        assert pages[7][1] == client.read([base + 7 * PAGE])[0][1]
+        body = b"".join(struct.pack("<Q", base) for _ in range(C["LLV_MAX_PAGES"] + 1))
+        client.sock.sendall(client.seal(MSG.pack(C["LLV_REQ_READ"], 0,
+                                                 C["LLV_MAX_PAGES"] + 1) + body))
+        assert client.expect_error().code == C["LLV_E_TOO_LARGE"]
+
+
+def _expect_agent_still_serves(guest: DevGuest) -> None:
+    with _closing(guest.client()) as client:
+        assert client.info()["release"]
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("case", ["tampered", "bad_magic", "replayed", "oversized",
+                                  "unknown_type", "reply_type", "short_message",
+                                  "read_length", "syms_no_nul", "syms_trailing"])
+def test_bad_frames_get_their_error(kguest: DevGuest, case: str):
+    expected = {
+        "tampered": "LLV_E_AUTH", "bad_magic": "LLV_E_BAD_MAGIC", "replayed": "LLV_E_SEQUENCE",
+        "oversized": "LLV_E_TOO_LARGE", "unknown_type": "LLV_E_BAD_TYPE",
+        "reply_type": "LLV_E_BAD_TYPE", "short_message": "LLV_E_MALFORMED",
+        "read_length": "LLV_E_MALFORMED", "syms_no_nul": "LLV_E_MALFORMED",
+        "syms_trailing": "LLV_E_MALFORMED",
+    }[case]
+    with _closing(kguest.client()) as client:
+        info = MSG.pack(C["LLV_REQ_INFO"], 0, 0)
+        if case == "tampered":
+            frame = bytearray(client.seal(info))
+            frame[FRAME_HDR.size + 2] ^= 0x40
+        elif case == "bad_magic":
+            frame = bytearray(client.seal(info))
+            frame[0] ^= 0xFF
+        elif case == "replayed":
+            frame = client.seal(info)
+            client.sock.sendall(frame)
+            client.recv_reply()
+        elif case == "oversized":  # only the header: the agent must refuse before reading on
+            frame = FRAME_HDR.pack(C["LLV_MAGIC"], MAX_PAYLOAD + 1, 0)
+        elif case == "unknown_type":
+            frame = client.seal(MSG.pack(99, 0, 0))
+        elif case == "reply_type":
+            frame = client.seal(MSG.pack(C["LLV_REP_READ"], 0, 0))
+        elif case == "short_message":
+            frame = client.seal(b"\x05\x00")
+        elif case == "read_length":
+            frame = client.seal(MSG.pack(C["LLV_REQ_READ"], 0, 2) + struct.pack("<Q", 1 << 63))
+        elif case == "syms_no_nul":
+            frame = client.seal(MSG.pack(C["LLV_REQ_SYMS"], 0, 1) + b"linux_banner")
+        else:
+            frame = client.seal(MSG.pack(C["LLV_REQ_SYMS"], 0, 1) + b"linux_banner\0junk")
+        client.sock.sendall(bytes(frame))
+        error = client.expect_error()
+        assert error.code == C[expected], error
+        assert error.message
+    _expect_agent_still_serves(kguest)
+
+
+@pytest.mark.guest
+def test_wrong_key_gets_a_sealed_auth_error(kguest: DevGuest):
+    """The agent seals its AUTH error with its own session key: the wrong-key client cannot
+    open it; the test, knowing the right key too, checks what it says."""
+    client = kguest.client(key=os.urandom(32), handshake=False)
+    try:
+        mine = os.urandom(32)
+        client.sock.sendall(HELLO.pack(C["LLV_MAGIC"], C["LLV_VERSION"], C["LLV_ROLE_CLIENT"],
+                                       mine))
+        theirs = HELLO.unpack(recv_exact(client.sock, HELLO.size))[3]
+        session = SESSION_LABEL + mine + theirs
+        client.aead = AESGCM(hmac.new(client.psk, session, hashlib.sha256).digest())
+        client.sock.sendall(client.seal(MSG.pack(C["LLV_REQ_INFO"], 0, 0)))
+        header = recv_exact(client.sock, FRAME_HDR.size)
+        _, length, seq = FRAME_HDR.unpack(header)
+        body = recv_exact(client.sock, length + 16)
+        nonce = struct.pack("<IQ", C["LLV_ROLE_SERVER"], seq)
+        with pytest.raises(InvalidTag):
+            client.aead.decrypt(nonce, body, header)
+        right = AESGCM(hmac.new(kguest.key, session, hashlib.sha256).digest())
+        mtype, _, code = MSG.unpack_from(right.decrypt(nonce, body, header))
+        assert (mtype, code) == (C["LLV_REP_ERROR"], C["LLV_E_AUTH"])
+        client.expect_closed()
+    finally:
+        client.close()
+    _expect_agent_still_serves(kguest)
+
+
+@pytest.mark.guest
+def test_bad_hello_is_closed_without_reply(kguest: DevGuest):
+    client = kguest.client(handshake=False)
+    try:
+        client.sock.sendall(HELLO.pack(0x12345678, C["LLV_VERSION"], C["LLV_ROLE_CLIENT"],
+                                       os.urandom(32)))
+        client.expect_closed()
+    finally:
+        client.close()
+    _expect_agent_still_serves(kguest)
+
+
+@pytest.mark.guest
+def test_truncated_frames_close_the_connection(kguest: DevGuest):
+    # Half a frame, then the IDS hangs up: closed, as the host agent does (nothing to answer).
+    with _closing(kguest.client()) as client:
+        frame = client.seal(MSG.pack(C["LLV_REQ_INFO"], 0, 0))
+        client.sock.sendall(frame[: len(frame) // 2])
+        client.sock.shutdown(socket.SHUT_WR)
+        client.expect_closed()
+    # Half a frame, then silence: the agent gives up after its I/O timeout, not never.
+    with _closing(kguest.client()) as client:
+        frame = client.seal(MSG.pack(C["LLV_REQ_INFO"], 0, 0))
+        client.sock.sendall(frame[:10])
+        started = time.monotonic()
+        client.expect_closed()
+        assert time.monotonic() - started < 30
+    _expect_agent_still_serves(kguest)
+
+
+@pytest.mark.guest
+def test_ids_killed_mid_request_then_a_new_one_connects(kguest: DevGuest):
+    client = kguest.client()
+    base = _kallsyms(kguest, "_stext")
+    body = b"".join(struct.pack("<Q", base + i * PAGE) for i in range(C["LLV_MAX_PAGES"]))
+    client.sock.sendall(client.seal(MSG.pack(C["LLV_REQ_READ"], 0, C["LLV_MAX_PAGES"]) + body))
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # a reset, as when the IDS process is killed
+    _expect_agent_still_serves(kguest)
+    _assert_guest_healthy(kguest)
+
+
+@pytest.mark.guest
+def test_key_never_leaks(kguest: DevGuest):
+    key_texts = [kguest.key, kguest.key.hex().encode(), base64.b64encode(kguest.key)]
+    for source in ["cat /proc/cmdline", "dmesg", "cat /sys/module/llview_agent/parameters/*",
+                   "cat /proc/modules", "ls -la /etc/llview /sys/module/llview_agent/parameters"]:
+        _, out = kguest.exec(source)
+        assert not any(k in out for k in key_texts), f"key visible through {source}"
+    assert kguest.check("ls /sys/module/llview_agent/parameters").split() == ["port"]
+    assert kguest.exec(f"test -e {kmod.GUEST_KEY_PATH}")[0] != 0, "key file left in the guest"
+    assert kguest.check(f"stat -c %a {kmod.KEY_DEVICE}").strip() == "200"
+    # Write-once: a second key is refused, and the first one keeps working.
+    rc, out = kguest.exec(f"dd if=/dev/urandom of={kmod.KEY_DEVICE} bs=32 count=1")
+    assert rc != 0 and b"busy" in out.lower(), out
+    rc, out = kguest.exec(f"dd if=/dev/urandom of={kmod.KEY_DEVICE} bs=31 count=1")
+    assert rc != 0 and b"invalid argument" in out.lower(), out
+    _expect_agent_still_serves(kguest)
+    assert not (kguest.workdir / "initramfs.cpio.gz").exists(), "host copy of the key left"
+
+
+@pytest.mark.guest
+def test_fetch_latency_over_tcp(kguest: DevGuest, capsys):
+    """Not a timed assertion: prints what one page costs through the TCG guest's agent."""
+    with _closing(kguest.client()) as client:
+        banner_at, = client.syms(["linux_banner"])
+        base = _kallsyms(kguest, "_stext")
+
+        def median_ms(fn, rounds: int) -> float:
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - started) * 1e3)
+            return statistics.median(times)
+
+        one = median_ms(lambda: client.read([banner_at]), 50)
+        batch = median_ms(lambda: client.read([base + i * PAGE for i in range(64)]), 10)
+        info = median_ms(client.info, 20)
+        syms = median_ms(lambda: client.syms(["init_task"]), 5)
+    with capsys.disabled():
+        print(f"\nkernel agent over TCP (TCG guest): 1-page READ {one:.2f} ms, 64-page READ "
+              f"{batch:.2f} ms ({batch / 64:.3f} ms/page), INFO {info:.2f} ms, "
+              f"SYMS(1) {syms:.2f} ms")
+    assert one > 0 and batch > 0
+
+
+# ---- unloading (last: it removes the agent) ----------------------------------------------------
+
+
+@pytest.mark.guest
+def test_rmmod_while_connected_then_reload(kguest: DevGuest):
+    client = kguest.client()
+    try:
+        assert client.info()["release"]
+        kguest.check("rmmod llview_agent")
+        error = client.expect_error()
+        assert error.code == C["LLV_E_INTERNAL"] and "unloaded" in error.message
+    finally:
+        client.close()
+    assert "llview_agent" not in kguest.check("cat /proc/modules")
+    assert "unloaded, key wiped" in kguest.check("dmesg | tail -5")
+    _assert_guest_healthy(kguest)
+    # Loaded again it has no key: connections are closed until one is written.
+    kguest.check(f"insmod {kmod.GUEST_MODULE_DIR}/{kmod.MODULE_NAME}.ko")
+    refused = kguest.client(handshake=False)
+    try:
+        refused.expect_closed()
+    finally:
+        refused.close()
+    new_key = os.urandom(32)
+    script = (f"echo {base64.b64encode(new_key).decode()} | base64 -d > /tmp/k && "
+              f"cat /tmp/k > {kmod.KEY_DEVICE}; rc=$?; rm -f /tmp/k; exit $rc")
+    kguest.check(script)
+    with _closing(kguest.client(key=new_key)) as client:
+        assert client.info()["release"]
+    with _closing(kguest.client()) as old:  # the old key no longer opens anything
+        old.sock.sendall(old.seal(MSG.pack(C["LLV_REQ_INFO"], 0, 0)))
+        with pytest.raises(InvalidTag):
+            old.recv_frame()
+    _assert_guest_healthy(kguest)
