@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,20 +156,22 @@ def front_end(source: Path, flags: list[str], supplied: Callable[[], set[str]],
               display_roots: list[Path], timer: _Timer | None = None) -> FrontEndResult:
     """clang-19 to optimised IR, overlapped with the libclang parse for the call checks.
 
-    `supplied` is called while clang runs (it may build the runtime)."""
+    `supplied` (what the runtime defines; may build it) is called while both run."""
     from llview import diagnose, frontend
 
     timer = timer or _Timer(False)
     clang_run = frontend.start_compile_to_ir(source, flags)
     try:
-        allowed = supplied()
-        timer.step("runtime up to date")
-        tu = diagnose.parse(source, flags)
-        timer.step("libclang parse")
+        # libclang releases the GIL while parsing, so the runtime check runs alongside it.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            allowed_future = pool.submit(supplied)
+            tu = diagnose.parse(source, flags)
+            timer.step("libclang parse")
+            allowed = allowed_future.result()
         ir_text, clang_messages = clang_run.finish()
     finally:
         clang_run.cancel()  # only does something when an error cut the overlap short
-    timer.step("clang to IR (beyond the parse)")
+    timer.step("runtime check and clang to IR (beyond the parse)")
     if ir_text is None:
         return FrontEndResult(None, clang_messages, [])
     diagnostics = diagnose.check_calls(

@@ -101,7 +101,7 @@ def cindex():
         ci.Config.set_library_file(path)
     # Not wrapped by the bindings; much faster than comparing file names per declaration.
     is_from_main_file = ci.conf.lib.clang_Location_isFromMainFile
-    if is_from_main_file.restype is not ctypes.c_int:
+    if is_from_main_file.argtypes is None:
         is_from_main_file.argtypes = [ci.SourceLocation]
         is_from_main_file.restype = ctypes.c_int
     return ci
@@ -116,16 +116,48 @@ def parse(source: Path, flags: Sequence[str]):
         raise LlviewError(f"libclang could not parse {source}: {e}") from None
 
 
+def _file_location(location, main_file: str) -> tuple[str, int, int] | None:
+    """clang_getFileLocation (not wrapped by the bindings): a macro argument's spelling position,
+    a macro body's expansion position. None unless that lands in the main file."""
+    ci = cindex()
+    get_file_location = ci.conf.lib.clang_getFileLocation
+    if get_file_location.argtypes is None:
+        get_file_location.argtypes = [ci.SourceLocation, ctypes.POINTER(ci.c_object_p),
+                                      ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
+                                      ctypes.POINTER(ctypes.c_uint)]
+        get_file_location.restype = None
+    file, line, column, offset = ci.c_object_p(), ctypes.c_uint(), ctypes.c_uint(), \
+        ctypes.c_uint()
+    get_file_location(location, ctypes.byref(file), ctypes.byref(line), ctypes.byref(column),
+                      ctypes.byref(offset))
+    if not file:
+        return None
+    name = ci.File(file).name
+    return (name, line.value, column.value) if name == main_file else None
+
+
 def has_errors(tu) -> bool:
     return any(d.severity >= 3 for d in tu.diagnostics)  # Error or Fatal
 
 
 def functions_defined_in_main_file(tu) -> list:
+    """Function definitions of the IDS file itself. A raw visitor: the kernel headers put
+    thousands of declarations at the top level, and the bindings' get_children() is slow."""
     ci = cindex()
-    from_main = ci.conf.lib.clang_Location_isFromMainFile
-    return [c for c in tu.cursor.get_children()
-            if c.kind == ci.CursorKind.FUNCTION_DECL and c.is_definition()
-            and from_main(c.location)]
+    lib = ci.conf.lib
+    function_decl = ci.CursorKind.FUNCTION_DECL.value
+    found = []
+
+    def visit(child, _parent, _data) -> int:
+        if (lib.clang_Location_isFromMainFile(lib.clang_getCursorLocation(child))
+                and lib.clang_getCursorKind(child) == function_decl
+                and lib.clang_isCursorDefinition(child)):
+            child._tu = tu  # keeps the TU alive as long as the cursor, as the bindings do
+            found.append(child)
+        return 1  # CXChildVisit_Continue
+
+    lib.clang_visitChildren(tu.cursor, ci.callbacks["cursor_visit"](visit), None)
+    return found
 
 
 # ---- the call check ---------------------------------------------------------------------------
@@ -192,6 +224,11 @@ class CallChecker:
         return result
 
     def _where(self, cursor) -> tuple[str, int, int]:
+        """Where clang would point: inside a macro argument written in the IDS file (the
+        `task_tgid_vnr(p)` in `pr_info("%d", task_tgid_vnr(p))`), else where the macro is used."""
+        file_location = _file_location(cursor.location, self.tu.spelling)
+        if file_location is not None:
+            return file_location
         loc = cursor.location
         return (loc.file.name if loc.file else "<unknown>", loc.line, loc.column)
 

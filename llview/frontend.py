@@ -24,6 +24,9 @@ from typing import Protocol
 from llview.paths import KERNEL_HEADERS_DIR, LlviewError
 
 CLANG = "clang-19"
+# Force-included after the kernel's own forced includes: renames kernel functions the runtime
+# supplies under other names (see the header).
+KERNEL_OVERRIDES_HEADER = KERNEL_HEADERS_DIR / "llview" / "kernel_overrides.h"
 
 # Kernel semantics the headers rely on (see the kernel's top-level Makefile), plus -D__NO_FORTIFY:
 # the fortified string.h wrappers call fortify_panic() and friends, which only the kernel has.
@@ -86,6 +89,7 @@ def kernel_flags(profile: KernelHeaders, include_dirs: Sequence[str] = (),
         flags += ["-isystem", str(directory)]
     for forced in ("compiler-version.h", "kconfig.h", "compiler_types.h"):
         flags += ["-include", str(common / "include/linux" / forced)]
+    flags += ["-include", str(KERNEL_OVERRIDES_HEADER)]
     return flags + _LANGUAGE_FLAGS
 
 

@@ -250,22 +250,35 @@ def outside_quotes_sub(pattern: re.Pattern[str], repl, line: str) -> str:
 
 @dataclass(eq=False)
 class Block:
-    ref: llvm.ValueRef
+    func: Function
     insts: list[Inst] = field(default_factory=list)
+    ref: llvm.ValueRef | None = None   # set by Function.bind()
 
     @property
     def terminator(self) -> Inst:
         return self.insts[-1]
 
 
+_CALL_PREFIXES = ("tail", "musttail", "notail")
+_CALLEE_RE = re.compile(r"\s(" + IDENT_RE + r")\(")
+
+
 @dataclass(eq=False)
 class Inst:
-    ref: llvm.ValueRef
     opcode: str
     line: int            # index into ModuleView.lines
     name: str | None     # "%13", "%x" or None for void results
     func: Function
     block: Block
+    _ref: llvm.ValueRef | None = None
+
+    @property
+    def ref(self) -> llvm.ValueRef:
+        """llvmlite's view of this instruction (the function is bound on first use)."""
+        if self._ref is None:
+            self.func.bind()
+        assert self._ref is not None
+        return self._ref
 
     @property
     def text(self) -> str:
@@ -277,6 +290,17 @@ class Inst:
     def dbg(self) -> str | None:
         m = _DBG_RE.search(self.text)
         return m.group(1) if m else None
+
+    def direct_callee(self) -> str | None:
+        """For a call of a named function, its name, read from the canonical text."""
+        text = self.text
+        at = text.find(" call ")
+        if at < 0:
+            return None
+        m = _CALLEE_RE.search(text, at)
+        if not m or not m.group(1).startswith("@") or " asm " in text[at:m.start() + 1]:
+            return None
+        return _unquote(m.group(1)[1:])
 
 
 @dataclass(eq=False)
@@ -290,11 +314,42 @@ class Function:
     value_names: dict[int, str] = field(default_factory=dict)   # address -> "%x"
     by_address: dict[int, Inst] = field(default_factory=dict)
     block_by_address: dict[int, Block] = field(default_factory=dict)
+    bound: bool = False
 
     @property
     def subprogram(self) -> str | None:
         m = re.search(r"!dbg (![0-9]+)", self.view.lines[self.define_line])
         return m.group(1) if m else None
+
+    def bind(self) -> None:
+        """Pair the text's instructions with llvmlite's (done lazily: a pass that only needs
+        the text of a function never pays for walking it through llvmlite)."""
+        if self.bound:
+            return
+        self.bound = True
+        head = self.view.lines[self.define_line]
+        start, end = call_args_span(head, global_ref(self.name))
+        params = [p for p in split_top(head[start:end]) if p != "..."]
+        args = list(self.ref.arguments)
+        if len(args) != len(params):
+            raise IRError(f"internal: cannot read the parameters of @{self.name}")
+        for arg, param in zip(args, params, strict=True):
+            self.value_names[address(arg)] = param.split()[-1]
+        brefs = list(self.ref.blocks)
+        if len(brefs) != len(self.blocks):
+            raise IRError(f"internal: the blocks of @{self.name} do not match its text")
+        for bref, block in zip(brefs, self.blocks, strict=True):
+            block.ref = bref
+            self.block_by_address[address(bref)] = block
+            irefs = list(bref.instructions)
+            if len(irefs) != len(block.insts):
+                raise IRError(f"internal: a block of @{self.name} does not match its text")
+            for iref, inst in zip(irefs, block.insts, strict=True):
+                inst._ref = iref
+                addr = address(iref)
+                self.by_address[addr] = inst
+                if inst.name:
+                    self.value_names[addr] = inst.name
 
 
 @dataclass
@@ -361,7 +416,7 @@ class ModuleView:
 
     def _pair_lines(self) -> None:
         lines = self.lines
-        define_lines = [i for i, ln in enumerate(lines) if ln.startswith("define ")]
+        define_lines = []
         for i, ln in enumerate(lines):
             if ln.startswith("@"):
                 m = _IDENT_AT_START.match(ln)
@@ -371,61 +426,51 @@ class ModuleView:
                 m = _MD_DEF_RE.match(ln)
                 if m:
                     self.metadata[m.group(1)] = ln[m.end():]
+            elif ln.startswith("define "):
+                define_lines.append(i)
         for g in self.module.global_variables:
             self.global_declared[g.name] = bool(g.is_declaration)
-        defined = [f for f in self.module.functions if not f.is_declaration]
+        defined = []
         for f in self.module.functions:
             if f.is_declaration:
                 self.declarations[f.name] = f
             else:
                 self.defined_functions.add(f.name)
+                defined.append(f)
         if len(defined) != len(define_lines):
             raise IRError("internal: cannot pair functions with their text")
         for fref, dline in zip(defined, define_lines, strict=True):
             func = Function(fref, fref.name, self, dline)
-            self._pair_function(func)
+            self._read_function(func)
             self.functions.append(func)
 
-    def _pair_function(self, func: Function) -> None:
+    def _read_function(self, func: Function) -> None:
+        """Blocks and instructions of a function body, from the canonical text alone."""
         lines = self.lines
-        # argument names from the define line's parameter list
-        head = lines[func.define_line]
-        start, end = call_args_span(head, global_ref(func.name))
-        params = split_top(head[start:end])
-        args = list(func.ref.arguments)
-        if len(args) != len([p for p in params if p != "..."]):
-            raise IRError(f"internal: cannot read the parameters of @{func.name}")
-        for arg, param in zip(args, params, strict=False):
-            func.value_names[address(arg)] = param.split()[-1]
         i = func.define_line + 1
-        for bref in func.ref.blocks:
-            block = Block(bref)
-            func.blocks.append(block)
-            func.block_by_address[address(bref)] = block
-            for iref in bref.instructions:
-                # skip labels, blank lines, comments and debug records (#dbg_value ...)
-                while True:
-                    ln = lines[i]
-                    if ln.startswith("  ") and not ln.lstrip().startswith(("#dbg_", ";")):
-                        break
-                    if ln == "}":
-                        raise IRError(f"internal: ran out of lines in @{func.name}")
-                    i += 1
-                opcode = iref.opcode
-                m = _RESULT_RE.match(lines[i])
-                inst = Inst(iref, opcode, i, m.group(1) if m else None, func, block)
+        block: Block | None = None
+        while True:
+            ln = lines[i]
+            if ln == "}":
+                break
+            if ln.startswith("  ") and not ln.startswith(("    #dbg_", "  ;")):
+                if block is None:  # an entry block without a label
+                    block = Block(func)
+                    func.blocks.append(block)
+                m = _RESULT_RE.match(ln)
+                words = ln[m.end():].split(" ", 2) if m else ln.split(None, 2)
+                opcode = words[1] if words[0] in _CALL_PREFIXES else words[0]
+                inst = Inst(opcode, i, m.group(1) if m else None, func, block)
                 block.insts.append(inst)
                 func.insts.append(inst)
-                addr = address(iref)
-                func.by_address[addr] = inst
-                if inst.name:
-                    func.value_names[addr] = inst.name
-                i += 1
-                if opcode == "switch" and lines[i - 1].rstrip().endswith("["):
-                    # the cases follow on their own lines, up to a line "  ]"
-                    while lines[i].strip() != "]":
+                if opcode == "switch" and ln.endswith("["):
+                    while lines[i + 1].strip() != "]":  # one case per line, up to "  ]"
                         i += 1
                     i += 1
+            elif _BLOCK_LABEL_RE.match(ln):
+                block = Block(func)
+                func.blocks.append(block)
+            i += 1
 
     def _source_filename(self) -> str:
         for ln in self.lines[:8]:

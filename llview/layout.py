@@ -103,7 +103,7 @@ def _is_anonymous_member(field) -> bool:
 
     ci = cindex()
     is_anonymous_record = ci.conf.lib.clang_Cursor_isAnonymousRecordDecl
-    if is_anonymous_record.restype is not ctypes.c_uint:
+    if is_anonymous_record.argtypes is None:
         is_anonymous_record.argtypes = [ci.Cursor]
         is_anonymous_record.restype = ctypes.c_uint
     declaration = field.type.get_declaration()

@@ -159,3 +159,31 @@ def test_repo_pslist_builds(kernel_profile, tmp_path, runtime_dir):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert (tmp_path / "pslist").stat().st_mode & 0o111
+
+
+def test_sprintf_family_goes_to_the_runtime(kernel_profile, tmp_path, runtime_dir):
+    """snprintf/sprintf are kernel code; the runtime's guest-aware versions are called instead,
+    and clang does not turn sprintf(dst, "%s", guest_string) into an uninstrumented strcpy."""
+    source = tmp_path / "ids.c"
+    source.write_text("""\
+#include <linux/kernel.h>
+#include <linux/sched.h>
+#include <linux/sched/task.h>
+
+int main(void)
+{
+	char name[64], copy[32];
+
+	snprintf(name, sizeof(name), "%s-%d", init_task.comm, init_task.pid);
+	sprintf(copy, "%s", init_task.comm);
+	pr_info("%s %s\\n", name, copy);
+	return 0;
+}
+""")
+    done = llview("build", str(source), "-o", str(tmp_path / "ids.ll"), "--emit-llvm",
+                  "--kernel", str(kernel_profile.directory))
+    assert done.returncode == 0, done.stderr
+    ir = (tmp_path / "ids.ll").read_text()
+    called = set(re.findall(r"\bcall\b[^@\n]*@([\w.$]+)\(", ir))
+    assert {"__llview_snprintf", "__llview_sprintf"} <= called, called
+    assert not called & {"snprintf", "sprintf", "strcpy", "stpcpy"}, called

@@ -229,3 +229,24 @@ def test_build_fails_on_call_without_body(kernel_profile, tmp_path, call, callee
     assert done.stderr.endswith("1 error generated.\n")
     assert not (tmp_path / "out").exists()
 
+
+
+def test_call_inside_a_macro_argument_points_at_the_argument(kernel_profile, tmp_path):
+    """As clang does: the call spelled inside pr_info(...)'s arguments, not pr_info itself;
+    a call made by a macro's own body (get_task_comm) points at the macro's use."""
+    result, text = check(kernel_profile, tmp_path, """
+int main(void)
+{
+	char comm[TASK_COMM_LEN];
+
+	pr_info("%d\\n", task_tgid_vnr(&init_task));
+	get_task_comm(comm, &init_task);
+	return 0;
+}
+""")
+    assert [(d.line, d.column, d.message) for d in result.diagnostics] == [
+        (*position(text, "task_tgid_vnr(&init_task)"),
+         "call to kernel function '__task_pid_nr_ns', which has no body outside the kernel"),
+        (*position(text, "get_task_comm("),
+         "call to kernel function '__get_task_comm', which has no body outside the kernel"),
+    ]

@@ -123,9 +123,11 @@ def test_corrupt_profile_json(home):
         kprofile.load_profile(RELEASE)
 
 
-def test_bad_fetch_name_rejected(home):
+def test_bad_fetch_arguments_rejected(home):
     with pytest.raises(LlviewError, match="bad profile name"):
         kprofile.fetch(name="../x", quiet=True)
+    with pytest.raises(LlviewError, match="bad package name"):
+        kprofile.fetch(meta_package="--option", quiet=True)
 
 
 def test_cli_list_marks_default(home):
@@ -152,3 +154,18 @@ def test_fetched_profile_is_apts_current_kernel(kernel_profile):
     assert (kernel_profile.modules / "modules.order").is_file()
     # Kbuild's scripts/ resolve inside the profile (linux-kbuild is fetched too).
     assert (kernel_profile.headers / "scripts").resolve().is_dir()
+
+
+@pytest.mark.guest  # slow: downloads the kernel packages again (~100 MB) into an empty cache
+def test_fetch_into_empty_cache(home, kernel_profile):
+    fetched = kprofile.fetch(name="mine", quiet=True)
+    assert fetched.release == kernel_profile.release
+    assert fetched.directory == (home / "kernels" / fetched.release).resolve()
+    assert kprofile.load_profile(None) == kprofile.load_profile("mine") == fetched
+    assert fetched.vmlinuz.read_bytes() == kernel_profile.vmlinuz.read_bytes()
+    # The module tree's build link points at the headers inside this cache, not /usr/src.
+    assert (fetched.modules / "build").resolve() == fetched.headers
+    assert not list((home / "kernels").glob(".fetch-*"))  # no half-done work left behind
+    stamp = (fetched.directory / "profile.json").stat().st_mtime_ns
+    assert kprofile.fetch(quiet=True) == fetched
+    assert (fetched.directory / "profile.json").stat().st_mtime_ns == stamp

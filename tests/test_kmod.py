@@ -74,20 +74,19 @@ GUEST_INIT = """#!/bin/busybox sh
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 {agent}
+# Command channel on ttyS1: "<id> <base64 script>" in, base64 output and exit code out. The
+# port stays open from before READY, so nothing the host sends is dropped by a closed tty.
+exec 3<>/dev/ttyS1
+stty raw -echo <&3
 echo LLVIEW-KMOD-READY > /dev/console
-stty -F /dev/ttyS1 raw -echo
-# Command channel on ttyS1: "<id> <base64 script>" in, base64 output and exit code out.
-while :; do
-    while read -r id script; do
-        echo "$script" | base64 -d > /tmp/cmd
-        sh /tmp/cmd > /tmp/out 2>&1 < /dev/null
-        rc=$?
-        echo "@@BEGIN $id"
-        base64 /tmp/out
-        echo "@@END $id $rc"
-    done < /dev/ttyS1 > /dev/ttyS1
-    sleep 1
+while read -r id script <&3; do
+    echo "$script" | base64 -d > /tmp/cmd
+    sh /tmp/cmd > /tmp/out 2>&1 < /dev/null
+    rc=$?
+    {{ echo "@@BEGIN $id"; base64 /tmp/out; echo "@@END $id $rc"; }} >&3
 done
+echo "llview: command channel ended" > /dev/console
+while :; do sleep 1000; done
 """
 
 

@@ -8,6 +8,7 @@ and the agent must keep serving fresh connections afterwards.
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 from helpers import agent_proc
+from helpers.fake_kernel import LINK_TEXT, FakeKernel
 from helpers.llview_wire import (
     FRAME_HDR,
     HELLO,
@@ -29,10 +31,13 @@ from helpers.llview_wire import (
     PAGE,
     ROLE_CLIENT,
     VERSION,
+    AgentError,
     C,
     Client,
 )
 from helpers.pagetables import GB1, MB2, GuestMemory
+
+from llview.agent_cli import AGENT_BINARY
 
 OK, UNMAPPED, NONCANONICAL = C["LLV_OK"], C["LLV_UNMAPPED"], C["LLV_NONCANONICAL"]
 USER, OUTSIDE = C["LLV_USER_ADDRESS"], C["LLV_OUTSIDE_RAM"]
@@ -479,9 +484,95 @@ def test_serve_runs_the_agent(image, key):
         line = proc.stdout.readline()
         m = agent_proc.READY.search(line)
         assert m, line + proc.stderr.read() if proc.poll() is not None else line
-        assert Path(f"/proc/{proc.pid}/exe").resolve() == agent_proc.AGENT.resolve()
+        assert Path(f"/proc/{proc.pid}/exe").resolve() == AGENT_BINARY.resolve()
         c = Client(int(m.group(2)), key[1])
         assert c.read([SINGLE]) == [(OK, page_content(SINGLE))]
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+# ---- kernel discovery on a synthetic kernel (VMCOREINFO + kallsyms, no guest) -----------
+
+def start_fake_kernel_agent(tmp_path, key, kernel: FakeKernel, wait: int = 30):
+    mem = GuestMemory(16 << 20, 4, table_base=0x900000)
+    kernel.build(mem)
+    path = tmp_path / "fake-kernel.img"
+    path.write_bytes(mem.mem)
+    return agent_proc.Agent(["--image", str(path), "--key-file", key[0], "--wait", str(wait)])
+
+
+def test_synthetic_kernel_found_and_symbols_decoded(tmp_path, key):
+    kernel = FakeKernel()
+    a = start_fake_kernel_agent(tmp_path, key, kernel)
+    try:
+        assert (f"release {kernel.release}, KASLR slide {kernel.slide:#x}, 4-level paging, "
+                f"{len(kernel.default_symbols())} symbols") in a.ready_line
+        c = Client(a.port, key[1])
+        assert c.info() == {"kaslr_offset": kernel.slide,
+                            "page_offset_base": kernel.page_offset_base_value,
+                            "paging_levels": 4, "release": kernel.release}
+        unique = {}
+        for typ, name, addr in kernel.symbols:
+            if name not in unique or typ.isupper():
+                unique[name] = addr
+        names = list(unique)
+        assert c.syms(names) == [unique[n] for n in names]
+        assert len(max(names, key=len)) > 127  # the two-byte name length was decoded
+        (init_task,) = c.syms(["init_task"])
+        assert c.read_bytes(init_task, 15) == b"init-task-bytes"
+    finally:
+        err = a.stop()
+    # The stale note came first in RAM and was skipped.
+    assert "kallsyms: 10 symbols decoded" in err and "VMCOREINFO at physical 0x302000" in err
+
+
+def test_synthetic_kernel_with_mismatched_stext_is_refused(tmp_path, key):
+    kernel = FakeKernel(note_stext=LINK_TEXT + 0x5000)
+    with pytest.raises(RuntimeError, match=r"kallsyms gives _stext = .* but VMCOREINFO says"):
+        start_fake_kernel_agent(tmp_path, key, kernel, wait=1)
+
+
+def test_agent_exits_when_the_guest_memory_file_is_removed(image, key, tmp_path):
+    """A stopped VM's RAM file is unlinked; serving the frozen copy would mislead an IDS."""
+    copy = tmp_path / "vm.ram"
+    copy.write_bytes(Path(image[0]).read_bytes())
+    a = agent_proc.Agent(["--image", str(copy), "--pgd", hex(image[1]), "--levels", "5",
+                          "--key-file", key[0]])
+    copy.unlink()
+    try:
+        assert a.proc.wait(timeout=5) == 3
+    finally:
+        err = a.stop()
+    assert "guest memory file was removed" in err
+
+
+def test_random_messages_never_crash_the_agent(agent, psk):
+    """Authenticated messages with random types, counts and bodies, and raw garbage after
+    the handshake: each gets a reply or a REP_ERROR, never a crash or a hang."""
+    rng = random.Random(7)
+    errors_seen = set()
+    for _ in range(150):
+        c = Client(agent.port, psk, timeout=5)
+        if rng.random() < 0.2:
+            c.sock.sendall(rng.randbytes(rng.randrange(1, 200)))
+            c.sock.shutdown(socket.SHUT_WR)
+            try:
+                while c.sock.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            c.close()
+            continue
+        mtype = rng.choice([READ, SYMS, INFO, rng.randrange(0, 1 << 16)])
+        count = rng.choice([0, 1, 2, 63, 64, 65, rng.randrange(1 << 32)])
+        body = rng.randbytes(rng.choice([0, 7, 8, 16, 64 * 8, rng.randrange(0, 4096)]))
+        c.sock.sendall(c.seal(MSG.pack(mtype, rng.randrange(1 << 16), count) + body))
+        try:
+            rep = c.recv_reply()
+            assert rep.type == mtype + 1 and rep.count == count
+        except AgentError as e:
+            errors_seen.add(e.code)
+            c.expect_closed()
+        c.close()
+    assert {C["LLV_E_MALFORMED"], C["LLV_E_BAD_TYPE"], C["LLV_E_TOO_LARGE"]} <= errors_seen

@@ -175,7 +175,7 @@ def test_walk_json_records_escape_any_bytes(ids_binary, agent, key):
 
 
 def test_hits_cost_no_requests_and_read_ahead(ids_binary, agent, key):
-    r = run_ids(ids_binary, "cache", agent, key[1], "--stats")
+    r = run_ids(ids_binary, "cache", agent, key[1], "--stats", "--read-ahead", "1")
     assert r.returncode == 0, r.stderr
     _, _, mem = make_guest()
     expected = sum(BANNER[i % 40] for i in range(1000)) + ord("a") + mem.read(PAGE_END + 64, 1)[0]
@@ -186,6 +186,23 @@ def test_hits_cost_no_requests_and_read_ahead(ids_binary, agent, key):
     assert f"{agent.requests} requests" in r.stderr
     # misses: the banner page, the page end; the next page was read ahead
     assert "1002 reads: 1000 hits, 2 misses" in r.stderr
+
+
+def test_block_read_ahead(ids_binary, agent, key):
+    """By default a miss fetches the aligned 8-page block around it in one
+    request; pages the guest does not map there are skipped silently."""
+    r = run_ids(ids_binary, "cache", agent, key[1], "--stats")
+    assert r.returncode == 0, r.stderr
+    banner_block = (BANNER_ADDR >> 12) & ~7
+    end_block = (PAGE_END >> 12) & ~7
+    assert agent.read_requests == [
+        [(banner_block + i) << 12 for i in range(8)],
+        [(end_block + i) << 12 for i in range(8)],
+    ]
+    served = sum(1 for req in agent.read_requests for a in req if a >> 12 in agent.pages)
+    assert f"{served} pages fetched" in r.stderr
+    r = run_ids(ids_binary, "cache", agent, key[1], "--read-ahead", "3")
+    assert r.returncode == 2 and "--read-ahead: '3' is not a power of two" in r.stderr
 
 
 def test_straddling_reads(ids_binary, agent, key):
@@ -253,6 +270,15 @@ def test_wild_native_pointer_is_an_error_not_a_crash(ids_binary, agent, key):
     assert "cannot read address 0x100000001230 at ids.c:10:3" in r.stderr
 
 
+def test_uninstrumented_guest_read_is_reported(ids_binary, agent, key):
+    r = run_ids(ids_binary, "uninstrumented", agent, key[1])
+    assert r.returncode == 2
+    assert r.stderr == (
+        f"error: segmentation fault at address 0x{BANNER_ADDR:016x} in the IDS "
+        "(a read llview did not instrument, or a bad IDS pointer)\n"
+    )
+
+
 def test_cyclic_list_hits_the_read_limit(ids_binary, agent, key):
     start = time.monotonic()
     r = run_ids(ids_binary, "cycle", agent, key[1], "--max-reads", "1000")
@@ -285,6 +311,17 @@ def test_unknown_kernel_symbol(ids_binary, key):
     assert r.stderr == "error: kernel symbol 'test_counter' not found in the running guest\n"
 
 
+def test_kernel_release_mismatch(ids_binary, key):
+    pages, symbols, _ = make_guest()
+    with FakeAgent(key=key[0], pages=pages, symbols=symbols, release=b"6.1.0-other") as fake:
+        r = run_ids(ids_binary, "walk", fake, key[1])
+    assert r.returncode == 2
+    assert r.stderr.startswith(
+        "error: this IDS was built for kernel 6.1.0-test but the guest runs 6.1.0-other;"
+    )
+    assert r.stdout == ""
+
+
 def test_wrong_key(ids_binary, agent, tmp_path):
     other = tmp_path / "other.bin"
     fd = os.open(other, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -304,6 +341,16 @@ def test_dead_agent_times_out(ids_binary, key):
     assert r.returncode == 2
     assert r.stderr == f"error: agent at {fake.url} did not answer within 1 s\n"
     assert 0.9 < elapsed < 5
+
+
+def test_agent_gone_mid_scan(ids_binary, key):
+    pages, symbols, _ = make_guest()
+    with FakeAgent(key=key[0], pages=pages, symbols=symbols, mode="drop_reads") as fake:
+        r = run_ids(ids_binary, "walk", fake, key[1])
+    assert r.returncode == 2
+    assert r.stderr == (
+        f"error: agent at {fake.url} closed the connection (wrong key, or the agent stopped)\n"
+    )
 
 
 def test_no_agent_listening(ids_binary, key):
@@ -404,6 +451,8 @@ def test_alert_sets_exit_status(ids_binary, agent, key):
 def test_ids_return_value_is_exit_status(ids_binary, agent, key):
     r = run_ids(ids_binary, "status3", agent, key[1])
     assert (r.returncode, r.stdout, r.stderr) == (3, "", "")
+    r = run_ids(ids_binary, "exit", agent, key[1], "--json")
+    assert (r.returncode, r.stdout, r.stderr) == (4, '{"kind":"last","n":7}\n', "")
 
 
 # ---- the fast path IR the compiler links in ----

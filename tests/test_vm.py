@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import json
 import mmap
 import os
 import re
@@ -116,7 +117,7 @@ def test_start_without_profile_says_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setenv("LLVIEW_HOME", str(tmp_path))
     with pytest.raises(LlviewError, match="llview kernel fetch"):
         VM.start("nokernel", quiet=True)
-    assert not Path("/dev/shm/llview-nokernel.ram").exists()
+    assert not list(Path("/dev/shm").glob("llview-nokernel-*"))
 
 
 # ---- on the real guest ---------------------------------------------------------------------
@@ -148,6 +149,7 @@ def test_exit_status_and_stderr_propagate(guest):
     rc, out = guest.exec("no-such-command")
     assert rc == 127 and "not found" in out
     assert guest.exec("printf 'a\\0b\\n\\n\\n'") == (0, "a\0b\n\n\n")
+    assert guest.exec_raw("printf '\\377\\001'") == (0, b"\xff\x01")
 
 
 @pytest.mark.guest
@@ -241,7 +243,7 @@ def test_five_level_paging_and_kaslr(guest):
     rc, out = guest.exec("grep -c -w la57 /proc/cpuinfo")
     assert rc == 0 and int(out) >= 1  # the kernel clears la57 unless it runs 5-level tables
     assert guest.la57
-    rc, out = guest.exec("cat /proc/cmdline; grep -w _text /proc/kallsyms")
+    rc, out = guest.exec("cat /proc/cmdline; grep -m 1 ' T _text$' /proc/kallsyms")
     assert "nokaslr" not in out
     text = int(re.search(r"^([0-9a-f]+) T _text$", out, re.M).group(1), 16)
     assert text != 0xFFFFFFFF81000000  # the unrandomised link address
@@ -265,10 +267,17 @@ def test_ram_file_is_guest_memory(guest):
 def test_state_reload_and_cli(guest):
     again = VM.load(guest.name)
     assert again == guest and again.alive()
+    assert again.profile().release == guest.kernel_release
     assert 1024 <= guest.host_port < 65536
     done = subprocess.run([*LLVIEW, "vm", "exec", guest.name, "--", "cat /proc/1/comm; exit 5"],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (5, "init\n")
+    done = subprocess.run([*LLVIEW, "vm", "exec", guest.name, "--timeout", "1", "--",
+                           "sleep", "20"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143 and "timed out after 1 s" in done.stderr
+    info = json.loads(subprocess.run([*LLVIEW, "vm", "info", guest.name], capture_output=True,
+                                     text=True, check=True).stdout)
+    assert info["ram_path"] == guest.ram_path and info["running"] is True
     listing = subprocess.run([*LLVIEW, "vm", "list"], capture_output=True, text=True,
                              check=True).stdout
     assert re.search(rf"^{guest.name}\s+running\s+{guest.pid}\s", listing, re.M)

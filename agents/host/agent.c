@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -482,16 +483,32 @@ out:
 static void accept_loop(int lfd)
 {
 	pthread_attr_t attr;
+	double last_check = now_s();
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (;;) {
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof(peer);
-		int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+		int fd = -1;
 		struct conn *c;
 		pthread_t t;
+		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+		char err[256];
 
+		/* At least once a second, notice the guest going away. */
+		int ready = poll(&pfd, 1, 1000);
+
+		if (now_s() - last_check >= 1.0) {
+			last_check = now_s();
+			if (llv_mem_check(&mem, err, sizeof(err))) {
+				fprintf(stderr, "llview-agent: %s: %s; exiting\n", opt.mem_path, err);
+				exit(3);
+			}
+		}
+		if (ready <= 0)
+			continue;
+		fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EINTR && errno != ECONNABORTED)
 				usleep(10000); /* e.g. out of descriptors: do not spin */

@@ -48,11 +48,12 @@ static int map_file(struct llv_mem *m, const char *path, u64 ram_size, char *err
 		return -1;
 	}
 	p = mmap(NULL, ram_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
 	if (p == MAP_FAILED) {
 		snprintf(err, errlen, "%s: cannot map guest memory: %s", path, strerror(errno));
+		close(fd);
 		return -1;
 	}
+	m->fd = fd;
 	m->map = p;
 	m->map_size = ram_size;
 	m->ram_size = ram_size;
@@ -64,7 +65,10 @@ static void unmap_file(struct llv_mem *m)
 {
 	if (m->map)
 		munmap((void *)m->map, m->map_size);
+	if (m->fd >= 0)
+		close(m->fd);
 	m->map = NULL;
+	m->fd = -1;
 }
 
 /* QEMU's q35 (hw/i386/pc_q35.c): with 2.75 GiB of RAM or more, only the
@@ -120,7 +124,23 @@ int llv_mem_open(struct llv_mem *m, const struct llv_mem_driver *d, const char *
 {
 	memset(m, 0, sizeof(*m));
 	m->driver = d;
+	m->fd = -1;
 	return d->open(m, path, ram_size, err, errlen);
+}
+
+int llv_mem_check(const struct llv_mem *m, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(m->fd, &st) < 0 || st.st_nlink == 0) {
+		snprintf(err, errlen, "the guest memory file was removed (the VM stopped?)");
+		return -1;
+	}
+	if ((u64)st.st_size < m->map_size) {
+		snprintf(err, errlen, "the guest memory file shrank to %lld bytes", (long long)st.st_size);
+		return -1;
+	}
+	return 0;
 }
 
 void llv_mem_close(struct llv_mem *m)

@@ -30,6 +30,7 @@ struct llv_mem {
 	u64 map_size;
 	u64 ram_size;     /* bytes of guest RAM served */
 	u64 low_size;     /* q35: RAM at physical 0..low_size; the rest at 4 GiB */
+	int fd;           /* kept open to notice the file being removed or shrunk */
 };
 
 extern const struct llv_mem_driver llv_mem_q35_ram;
@@ -41,6 +42,11 @@ const struct llv_mem_driver *llv_mem_driver_named(const char *name);
 int llv_mem_open(struct llv_mem *m, const struct llv_mem_driver *d, const char *path,
 		 u64 ram_size, char *err, size_t errlen);
 void llv_mem_close(struct llv_mem *m);
+
+/* 0 while the file still backs the mapping; -1 with err set once it was
+ * removed (the VM stopped: the agent would serve a frozen copy) or shrunk
+ * (reads past its end would fault). */
+int llv_mem_check(const struct llv_mem *m, char *err, size_t errlen);
 
 static inline const u8 *llv_mem_page(const struct llv_mem *m, u64 pfn)
 {

@@ -25,6 +25,7 @@ DEFAULT_META_PACKAGE = "linux-image-amd64"
 # Release names as Debian spells them: 6.1.0-56-amd64, 6.1.0-56-cloud-amd64.
 _RELEASE_RE = re.compile(r"^[0-9][A-Za-z0-9.+_-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian policy 5.6.1
 
 
 @dataclass
@@ -201,19 +202,21 @@ def _candidate_version(package: str) -> str:
     return match.group(1)
 
 
-def _has_package(package: str) -> bool:
-    done = subprocess.run(["apt-cache", "show", package], capture_output=True, check=False)
-    return done.returncode == 0 and bool(done.stdout.strip())
-
-
 def resolve_release(meta_package: str = DEFAULT_META_PACKAGE) -> tuple[str, str]:
     """(release, package version) of the kernel the meta-package currently points at."""
-    if not _has_package(meta_package):
+    try:
+        depends = _depends(meta_package)
+    except LlviewError:
+        depends = []
+    if not depends:
         print(f"llview: apt knows no {meta_package}; running apt-get update", file=sys.stderr)
         _run(["apt-get", "update", "-qq"])
-        if not _has_package(meta_package):
-            raise LlviewError(f"apt has no package {meta_package} even after apt-get update")
-    images = [d for d in _depends(meta_package) if d.startswith("linux-image-")]
+        try:
+            depends = _depends(meta_package)
+        except LlviewError as e:
+            raise LlviewError(f"apt has no package {meta_package} even after apt-get update"
+                              ) from e
+    images = [d for d in depends if d.startswith("linux-image-")]
     if not images:
         raise LlviewError(f"{meta_package} depends on no linux-image-* package")
     release = images[0].removeprefix("linux-image-")
@@ -230,6 +233,8 @@ def fetch(name: str | None = None, meta_package: str = DEFAULT_META_PACKAGE,
         if not quiet:
             print(f"llview: {msg}", file=sys.stderr, flush=True)
 
+    if not _PACKAGE_RE.match(meta_package):
+        raise LlviewError(f"bad package name {meta_package!r}")
     if name is not None and (not _NAME_RE.match(name) or name == DEFAULT_LINK):
         raise LlviewError(f"bad profile name {name!r}: use letters, digits, '.', '_', '+', '-'")
     say(f"asking apt for the current {meta_package}")
@@ -286,7 +291,12 @@ def _download_and_extract(release: str, version: str, directory: Path, say) -> P
         profile = profile_from_root(root, directory=work, version=version)
         (work / PROFILE_FILE).write_text(json.dumps(profile.to_json(), indent=2) + "\n")
         os.chmod(work, 0o755)
-        work.rename(directory)  # atomic: a half-done fetch never looks like a profile
+        try:
+            work.rename(directory)  # atomic: a half-done fetch never looks like a profile
+        except OSError:
+            if not (directory / PROFILE_FILE).is_file():
+                raise
+            shutil.rmtree(work, ignore_errors=True)  # a concurrent fetch finished first
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

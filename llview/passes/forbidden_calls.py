@@ -42,6 +42,10 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
         for inst in func.insts:
             if inst.opcode not in ("call", "invoke", "callbr"):
                 continue
+            name = inst.direct_callee()
+            if name is not None:
+                _direct(view, ctx, inst, name, stats)
+                continue
             callee = list(inst.ref.operands)[-1]
             kind = callee.value_kind
             if kind == llvm.ValueKind.function:

@@ -64,10 +64,9 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
             if inst.opcode == "load":
                 _load(view, ctx, pointers, target, inst, stats)
             elif inst.opcode == "call":
-                callee = list(inst.ref.operands)[-1]
-                if callee.value_kind != llvm.ValueKind.function:
+                name = inst.direct_callee()
+                if name is None:
                     continue  # indirect calls and inline asm: forbidden_calls
-                name = callee.name
                 if name.startswith(("llvm.memcpy.", "llvm.memmove.")) and \
                         ".element.unordered.atomic" not in name:
                     _transfer(view, ctx, pointers, inst, name, stats)

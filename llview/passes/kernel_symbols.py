@@ -61,7 +61,8 @@ class _Unsupported(Exception):
 def run(view: ModuleView, ctx: PassContext) -> PassStats:
     stats = PassStats(NAME)
     if not view.global_declared.get(KSYM_TABLE, True):
-        ctx.error(view, None, f"module already has @{KSYM_TABLE}: it was processed by llview before")
+        ctx.error(view, None,
+                  f"module already has @{KSYM_TABLE}: it was processed by llview before")
         return stats
     data_symbols = kernel_globals(view, ctx)
     function_symbols = kernel_functions(view, ctx)
@@ -205,9 +206,9 @@ class _Rewriter:
             self.used |= used_here
 
     def _note_callee(self, inst: Inst) -> None:
-        callee = list(inst.ref.operands)[-1]
-        if callee.value_kind == llvm.ValueKind.function:
-            self.called.add(callee.name)
+        callee = inst.direct_callee()
+        if callee is not None:
+            self.called.add(callee)
 
     # -- instructions --
 

@@ -124,11 +124,9 @@ class PointerAnalysis:
         elif op == "load" and inst.name and inst.name.startswith("%" + KSYM_VALUE_PREFIX):
             found.add(("kernel", inst.name[1 + len(KSYM_VALUE_PREFIX):]))
         elif op == "call":
-            operands = list(inst.ref.operands)
-            callee = operands[-1]
-            name = callee.name if callee.value_kind == llvm.ValueKind.function else ""
+            name = inst.direct_callee() or ""
             if name.startswith(tuple(_PASS_THROUGH_CALLS)):
-                work.append(operands[0])
+                work.append(next(iter(inst.ref.operands)))
             elif name == "__llview_load":
                 found.add(("cache", ""))
             else:

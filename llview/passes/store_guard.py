@@ -35,12 +35,10 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
             elif op in ("atomicrmw", "cmpxchg"):
                 target = next(iter(inst.ref.operands))
             elif op == "call":
-                operands = list(inst.ref.operands)
-                callee = operands[-1]
-                if callee.value_kind != llvm.ValueKind.function or \
-                        not callee.name.startswith(_BULK_DESTINATIONS):
+                callee = inst.direct_callee()
+                if callee is None or not callee.startswith(_BULK_DESTINATIONS):
                     continue
-                where = pointers.classify(func, operands[0])
+                where = pointers.classify(func, next(iter(inst.ref.operands)))
                 if where.kind == "kernel":
                     _refuse(view, ctx, inst, where.detail, stats)
                 continue

@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 
 from llview.vm.qemu import DEFAULT_MEMORY, DEFAULT_TASKS, VM
@@ -78,9 +79,13 @@ def _exec(args: argparse.Namespace) -> int:
         print("llview: error: vm exec needs a command: llview vm exec NAME -- CMD...",
               file=sys.stderr)
         return 2
-    rc, output = VM.load(args.name).exec(" ".join(words), timeout=args.timeout)
-    sys.stdout.write(output)
+    began = time.monotonic()
+    rc, output = VM.load(args.name).exec_raw(" ".join(words), timeout=args.timeout)
+    sys.stdout.buffer.write(output)
     sys.stdout.flush()
+    if rc == 143 and time.monotonic() - began >= args.timeout:
+        print(f"llview: the command timed out after {args.timeout:g} s and was killed",
+              file=sys.stderr)
     return rc
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -25,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llview.kernel.profile import load_profile
+from llview.kernel.profile import Profile, load_profile
 from llview.paths import LlviewError, cache_dir
 from llview.vm.initramfs import build_extra_archive, build_initramfs
 
@@ -67,6 +68,12 @@ def _free_local_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ram_path(name: str, state_dir: Path) -> str:
+    """/dev/shm/llview-NAME-HASH.ram: the hash keeps guests of different caches apart."""
+    tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"/dev/shm/llview-{name}-{tag}.ram"
 
 
 def _say(msg: str, quiet: bool) -> None:
@@ -138,7 +145,7 @@ class VM:
             combined.write_bytes(initrd.read_bytes() + gzip.compress(extra, mtime=0))
             initrd = combined
         vm = cls(name=name, pid=0, state_dir=str(state_dir),
-                 ram_path=f"/dev/shm/llview-{name}.ram", ram_size=ram_size,
+                 ram_path=_ram_path(name, state_dir), ram_size=ram_size,
                  host_port=_free_local_port(), console_log=str(state_dir / "console.log"),
                  exec_socket=str(exec_socket), qmp_socket=str(state_dir / "qmp.sock"),
                  kernel_release=profile.release, kernel_dir=str(profile.directory or profile.root),
@@ -150,14 +157,21 @@ class VM:
         began = time.monotonic()
         with open(state_dir / "qemu.log", "w") as log:
             # -daemonize: QEMU forks, and the parent exits once the machine is set up.
-            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+            try:
+                done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+            except subprocess.TimeoutExpired:
+                vm._cleanup()
+                raise LlviewError("QEMU did not finish setting up the machine in 60 s") from None
         if done.returncode != 0:
-            Path(vm.ram_path).unlink(missing_ok=True)
-            raise LlviewError(f"QEMU failed to start: {done.stderr.strip()}")
+            vm._cleanup()
+            hint = ("\n(KVM often fails in nested setups; the default --accel tcg works everywhere)"
+                    if accel == "kvm" else "")
+            raise LlviewError(f"QEMU failed to start: {done.stderr.strip()}{hint}")
         try:
             vm.pid = int((state_dir / "qemu.pid").read_text().strip())
         except (OSError, ValueError) as e:
+            vm._cleanup()
             raise LlviewError(f"QEMU started but wrote no pid file: {e}") from e
         vm._save()
         try:
@@ -225,6 +239,10 @@ class VM:
     @staticmethod
     def _tail(text: str, lines: int = 15) -> str:
         return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+    def profile(self) -> Profile:
+        """The kernel profile this guest booted."""
+        return load_profile(self.kernel_dir)
 
     def console_text(self) -> str:
         try:
@@ -297,11 +315,16 @@ class VM:
     # ---- running commands in the guest -----------------------------------------------------
 
     def exec(self, command: str, timeout: float = 60.0) -> tuple[int, str]:
-        """Runs `command` with the guest's sh; returns (exit status, stdout+stderr).
+        """Runs `command` with the guest's sh; returns (exit status, stdout+stderr as text).
 
-        The guest kills the command after `timeout` seconds (exit status 143); a guest that does
-        not answer at all raises LlviewError.
+        The guest kills the command (and its process group) after `timeout` seconds, which
+        gives status 143; a guest that does not answer at all raises LlviewError.
         """
+        rc, output = self.exec_raw(command, timeout)
+        return rc, output.decode(errors="replace")
+
+    def exec_raw(self, command: str, timeout: float = 60.0) -> tuple[int, bytes]:
+        """Like exec(), with the output as the exact bytes the command wrote."""
         if not self.alive():
             raise LlviewError(f"VM {self.name} is not running")
         limit = max(1, math.ceil(timeout))
@@ -329,7 +352,7 @@ class VM:
                     time.sleep(0.05)
             return self._exchange(request, request_id, deadline)
 
-    def _exchange(self, request: bytes, request_id: str, deadline: float) -> tuple[int, str]:
+    def _exchange(self, request: bytes, request_id: str, deadline: float) -> tuple[int, bytes]:
         begin = f"@@LLVIEW-BEGIN {request_id}".encode()
         end_prefix = f"@@LLVIEW-END {request_id} ".encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -355,8 +378,7 @@ class VM:
                         body = []
                     elif body is not None and line.startswith(end_prefix):
                         rc = int(line[len(end_prefix):].strip() or b"255")
-                        data = base64.b64decode(b"".join(body))
-                        return rc, data.decode(errors="replace")
+                        return rc, base64.b64decode(b"".join(body))
                     elif body is not None:
                         body.append(line.strip())
                 remaining = deadline - time.monotonic()

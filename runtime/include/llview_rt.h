@@ -61,6 +61,12 @@ struct __llview_ksym {
 extern struct __llview_ksym __llview_ksyms[];
 extern const __llview_u32 __llview_nksyms;
 
+/* Optional (weak): the release (uname -r) of the kernel whose headers the
+ * IDS was built against, e.g. "6.1.0-56-amd64". When the passes emit it, the
+ * runtime asks the agent which release the guest runs and refuses to scan
+ * another one, whose struct layouts need not match. */
+extern const char __llview_kernel_release[] __attribute__((weak));
+
 /* Inline fast path (runtime/src/fastpath.c, inlined by the optimiser):
  * returns a pointer in the IDS process from which `size` bytes of `addr`
  * can be read. Calls __llview_load_miss when the page is not cached, the

@@ -41,6 +41,14 @@ static size_t bounce_big_size;
  * trip. */
 #define READ_AHEAD_TAIL 1024u
 
+#pragma GCC visibility push(hidden)
+/* A miss also fetches the rest of the aligned block of this many pages
+ * around it (a power of two; 1 = just the page): kernel objects come from
+ * slabs of 2^order pages, so neighbouring objects (the next task_struct of
+ * a list) are often in the same block. */
+unsigned int rt_read_ahead = RT_DEFAULT_READ_AHEAD;
+#pragma GCC visibility pop
+
 static inline struct __llview_cache_slot *slot_of(uint64_t page)
 {
 	return &__llview_cache[page & (__LLVIEW_CACHE_SLOTS - 1)];
@@ -118,6 +126,43 @@ static uint64_t fetch_pages(uint64_t first, uint64_t n, uint64_t extra, uint32_t
 				*status = statuses[i];
 				return got;
 			}
+		}
+	}
+	return 0;
+}
+
+/* Fetches the missing pages of the aligned block [block, block + n) in
+ * one request; only `needed` must be served. Returns fetch_pages's value. */
+static uint64_t fetch_block(uint64_t block, uint64_t needed, uint64_t n, uint32_t *status)
+{
+	uint64_t want[LLV_MAX_PAGES];
+	u8 *out[LLV_MAX_PAGES];
+	uint32_t statuses[LLV_MAX_PAGES];
+	uint32_t count = 0;
+
+	if (n <= 1)
+		return fetch_pages(needed, 1, 0, status);
+	for (uint64_t page = block; page < block + n; page++) {
+		if (slot_of(page)->page == page)
+			continue;
+		slot_of(page)->page = ~0UL;
+		want[count] = page << __LLVIEW_PAGE_SHIFT;
+		out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
+		count++;
+	}
+	int rc = rt_transport->read_pages(want, count, out, statuses);
+	if (rc)
+		rt_transport_fail(rc);
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t got = want[i] >> __LLVIEW_PAGE_SHIFT;
+
+		if (statuses[i] == LLV_OK) {
+			rt_stats.pages_fetched++;
+			slot_of(got)->data = (char *)out[i];
+			slot_of(got)->page = got;
+		} else if (got == needed) {
+			*status = statuses[i];
+			return got;
 		}
 	}
 	return 0;
@@ -272,11 +317,14 @@ void *__llview_load_miss(const void *p, __llview_u64 size, __llview_u32 site)
 		unreadable(addr, LLV_NONCANONICAL, site);
 	if (off + size <= __LLVIEW_PAGE_SIZE) {
 		uint64_t page = addr >> __LLVIEW_PAGE_SHIFT;
-		uint64_t extra = off + size > __LLVIEW_PAGE_SIZE - READ_AHEAD_TAIL &&
-				 page + 1 != 0;
+		uint64_t block = page & ~(uint64_t)(rt_read_ahead - 1);
 
-		if (fetch_pages(page, 1, extra, &status))
+		if (rt_read_ahead == 1 && off + size > __LLVIEW_PAGE_SIZE - READ_AHEAD_TAIL) {
+			if (fetch_pages(page, 1, 1, &status))
+				unreadable(addr, status, site);
+		} else if (fetch_block(block, page, rt_read_ahead, &status)) {
 			unreadable(addr, status, site);
+		}
 		return slot_of(page)->data + off;
 	}
 	/* Straddles a page boundary: assemble a copy. */

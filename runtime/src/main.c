@@ -11,10 +11,12 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -33,7 +35,8 @@ void llview_scan_begin(void);
 static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport };
 
 static const char usage[] =
-	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--timeout SEC] [--stats]\n"
+	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--read-ahead N]\n"
+	"       [--timeout SEC] [--stats]\n"
 	"\n"
 	"An llview IDS program: reads the monitored kernel's memory through an agent.\n"
 	"\n"
@@ -42,6 +45,8 @@ static const char usage[] =
 	"  --json           records, alerts and printk lines as one JSON object per line\n"
 	"  --max-reads N    end the scan after N guest reads (default %ld): bounds a\n"
 	"                   corrupted or cyclic list\n"
+	"  --read-ahead N   a miss fetches the aligned block of N pages around it in\n"
+	"                   one request (a power of two up to 64; default %d)\n"
 	"  --timeout SEC    how long to wait for the agent (default %d)\n"
 	"  --stats          print requests, bytes, pages, hits and time to stderr at exit\n"
 	"  --help           this text\n"
@@ -64,6 +69,47 @@ void rt_transport_fail(int code)
 		       "the same key file)",
 		       rt_agent_url);
 	rt_die("agent at %s: %s", rt_agent_url, llv_strerror(code));
+}
+
+/* A fault the runtime did not catch (a guest address the compiler did not
+ * route through the cache, a wild IDS pointer, a stack overflow) still
+ * ends with a message and status 2, not a bare "Segmentation fault". Only
+ * async-signal-safe calls here. */
+static void on_fault(int sig, siginfo_t *info, void *context)
+{
+	static const char digits[] = "0123456789abcdef";
+	char msg[160] = "error: ";
+	size_t n = strlen(msg);
+	const char *what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
+									       : "arithmetic fault";
+	unsigned long addr = (unsigned long)info->si_addr;
+
+	(void)context;
+	memcpy(msg + n, what, strlen(what));
+	n += strlen(what);
+	memcpy(msg + n, " at address 0x", 14);
+	n += 14;
+	for (int shift = 60; shift >= 0; shift -= 4)
+		msg[n++] = digits[(addr >> shift) & 15];
+	const char *hint = " in the IDS (a read llview did not instrument, or a bad IDS pointer)\n";
+	memcpy(msg + n, hint, strlen(hint));
+	n += strlen(hint);
+	if (write(2, msg, n) < 0)
+		_exit(2);
+	_exit(2);
+}
+
+static void catch_faults(void)
+{
+	static char alt_stack[64 * 1024];
+	stack_t ss = { .ss_sp = alt_stack, .ss_size = sizeof(alt_stack) };
+	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_ONSTACK };
+
+	sigaltstack(&ss, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGFPE, &sa, NULL);
 }
 
 static long parse_number(const char *opt, const char *text, long min, long max)
@@ -104,6 +150,24 @@ static void resolve_kernel_symbols(void)
 	free(addrs);
 }
 
+/* An IDS built for one kernel release reads another's memory with the
+ * wrong struct layouts: refuse before the scan. */
+static void check_kernel_release(void)
+{
+	struct llv_info info;
+
+	if (!__llview_kernel_release || !__llview_kernel_release[0])
+		return;
+	int rc = rt_transport->info(&info);
+	if (rc)
+		rt_transport_fail(rc);
+	info.release[sizeof(info.release) - 1] = 0;
+	if (strcmp(info.release, __llview_kernel_release))
+		rt_die("this IDS was built for kernel %s but the guest runs %s; rebuild it with "
+		       "that kernel's headers (llview build --kernel %s)",
+		       __llview_kernel_release, info.release, info.release);
+}
+
 static double seconds_since(const struct timespec *start)
 {
 	struct timespec now;
@@ -137,6 +201,9 @@ int main(int argc, char **argv)
 	struct timespec start;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
+	catch_faults();
+	/* An IDS that calls exit() itself still gets its last line out. */
+	atexit(rt_output_finish);
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
 		const char *value = NULL;
@@ -151,7 +218,8 @@ int main(int argc, char **argv)
 			value = eq + 1;
 		}
 		int takes_value = !strcmp(opt, "--agent") || !strcmp(opt, "--key") ||
-				  !strcmp(opt, "--max-reads") || !strcmp(opt, "--timeout");
+				  !strcmp(opt, "--max-reads") || !strcmp(opt, "--timeout") ||
+				  !strcmp(opt, "--read-ahead");
 		if (takes_value && !value) {
 			if (i + 1 >= argc)
 				rt_die("%s needs a value (see --help)", opt);
@@ -160,7 +228,7 @@ int main(int argc, char **argv)
 			rt_die("%s takes no value", opt);
 		}
 		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
-			printf(usage, argv[0], RT_DEFAULT_MAX_READS, RT_DEFAULT_TIMEOUT);
+			printf(usage, argv[0], RT_DEFAULT_MAX_READS, RT_DEFAULT_READ_AHEAD, RT_DEFAULT_TIMEOUT);
 			return 0;
 		} else if (!strcmp(opt, "--agent")) {
 			rt_agent_url = value;
@@ -172,6 +240,12 @@ int main(int argc, char **argv)
 			want_stats = 1;
 		} else if (!strcmp(opt, "--max-reads")) {
 			rt_max_reads = parse_number("--max-reads", value, 1, LONG_MAX / 2);
+		} else if (!strcmp(opt, "--read-ahead")) {
+			long pages = parse_number("--read-ahead", value, 1, LLV_MAX_PAGES);
+
+			if (pages & (pages - 1))
+				rt_die("--read-ahead: '%s' is not a power of two", value);
+			rt_read_ahead = (unsigned int)pages;
 		} else if (!strcmp(opt, "--timeout")) {
 			rt_timeout_s = (int)parse_number("--timeout", value, 1, 3600);
 		} else {
@@ -204,6 +278,7 @@ int main(int argc, char **argv)
 	if (rc)
 		rt_transport_fail(rc);
 
+	check_kernel_release();
 	resolve_kernel_symbols();
 	llview_scan_begin();
 	long budget_at_start = __llview_read_budget;

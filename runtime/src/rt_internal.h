@@ -23,6 +23,7 @@
 #define RT_NULL_LIMIT 0x10000UL /* lower-half addresses below this are NULL derefs */
 #define RT_DEFAULT_MAX_READS 10000000L
 #define RT_DEFAULT_TIMEOUT 5
+#define RT_DEFAULT_READ_AHEAD 8 /* an order-3 slab: 3 task_structs on 6.1 amd64 */
 #define RT_NO_SITE 0xffffffffu /* a read made by the runtime itself, not at an IDS site */
 
 static inline int rt_is_guest(uint64_t addr)
@@ -74,6 +75,7 @@ __attribute__((noreturn)) void rt_transport_fail(int code);
 /* ---- cache and guest reads (cache.c) ---- */
 
 extern long rt_max_reads;
+extern unsigned int rt_read_ahead;
 
 /* The read budget is spent: the status-2 error naming the site. */
 __attribute__((noreturn)) void rt_budget_spent(uint32_t site);

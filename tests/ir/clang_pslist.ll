@@ -4,13 +4,17 @@
 ; guest read is instrumented with its outermost source line, local reads are left alone,
 ; and kernel functions the runtime does not supply are diagnosed in clang's format.
 ; RUN: llview-opt --supplied=_printk,__rcu_read_lock,__rcu_read_unlock,llview_record_begin,llview_field_int,llview_field_str,llview_record_end %s | FileCheck %s
+; RUN: llview-opt --supplied=_printk,__rcu_read_lock,__rcu_read_unlock,llview_record_begin,llview_field_int,llview_field_str,llview_record_end %s | FileCheck %s --check-prefix=GONE
 ; RUN: not llview-opt --supplied=_printk,llview_record_begin,llview_field_int,llview_field_str,llview_record_end %s
 ; ERROR: clang_pslist.c:37:2: error: call to kernel function '__rcu_read_lock', which has no body outside the kernel (in inlined kernel helper 'rcu_read_lock')
 ; ERROR: clang_pslist.c:52:2: error: call to kernel function '__rcu_read_unlock', which has no body outside the kernel (in inlined kernel helper 'rcu_read_unlock')
 ;
 ; CHECK: @__llview_ksyms = global [3 x %struct.__llview_ksym] [%struct.__llview_ksym { ptr @__llview_ksym_name.0, ptr null }, %struct.__llview_ksym { ptr @__llview_ksym_name.1, ptr null }, %struct.__llview_ksym { ptr @__llview_ksym_name.2, ptr null }]
 ; CHECK: @__llview_sites = constant [8 x %struct.__llview_site] [%struct.__llview_site { ptr @__llview_site_file.0, i32 36, i32 20 }, %struct.__llview_site { ptr @__llview_site_file.0, i32 38, i32 2 }, {{.*}}, %struct.__llview_site { ptr @__llview_site_file.0, i32 46, i32 31 }, %struct.__llview_site { ptr @__llview_site_file.0, i32 47, i32 32 }]
-; CHECK-NOT: external global
+; GONE-NOT: external {{(global|constant)}}
+; GONE-NOT: @init_task
+; GONE: define {{.*}} @__llview_ids_main()
+; GONE-NOT: @main(
 ; CHECK-LABEL: define dso_local range(i32 0, 2) i32 @__llview_ids_main()
 ; CHECK-NEXT:    %llview.ksym.init_task = load ptr
 ; CHECK:         %2 = tail call i32 (ptr, ...) @_printk(ptr noundef nonnull @.str, ptr noundef nonnull %llview.ksym.linux_banner)

@@ -43,12 +43,14 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes:
 class FakeAgent:
     """Serves `pages` (page number -> 4096 bytes, or a callable returning
     them, called per fetch) and `symbols` (name -> address). mode "silent"
-    accepts connections and never answers."""
+    accepts connections and never answers; "drop_reads" closes the
+    connection at the first READ request."""
 
     key: bytes
     pages: dict[int, bytes | Callable[[], bytes]] = field(default_factory=dict)
     symbols: dict[str, int] = field(default_factory=dict)
     mode: str = "normal"
+    release: bytes = b"6.1.0-test"
     read_requests: list[list[int]] = field(default_factory=list)
     requests: int = 0
 
@@ -128,6 +130,8 @@ class FakeAgent:
                 return
             recv_seq += 1
             self.requests += 1
+            if self.mode == "drop_reads" and MSG.unpack_from(plain)[0] == REQ_READ:
+                return  # the agent goes away mid-scan
             send(self._answer(plain))
 
     def _answer(self, plain: bytes) -> bytes:
@@ -151,5 +155,5 @@ class FakeAgent:
             addrs = [self.symbols.get(name.decode(), 0) for name in names]
             return MSG.pack(REP_SYMS, 0, count) + struct.pack(f"<{count}Q", *addrs)
         if kind == REQ_INFO:
-            return MSG.pack(REP_INFO, 0, 0) + INFO.pack(0, 0, 4, 0, b"6.1.0-test")
+            return MSG.pack(REP_INFO, 0, 0) + INFO.pack(0x31200000, 0, 5, 0, self.release)
         return MSG.pack(REP_ERROR, 0, E_MALFORMED) + b"unknown request\0"

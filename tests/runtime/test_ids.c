@@ -26,6 +26,8 @@ void llview_record_end(void);
 void llview_alert(const char *fmt, ...);
 void llview_scan_begin(void);
 
+const char __llview_kernel_release[] = "6.1.0-test";
+
 const struct __llview_site __llview_sites[] = {
 	{ "ids.c", 10, 3 },  /* 0: ordinary reads */
 	{ "ids.c", 42, 7 },  /* 1: the unmapped read */
@@ -230,6 +232,8 @@ int __llview_ids_main(void)
 		return (int)LOAD(unsigned long, (void *)0x18, 2);
 	if (!strcmp(scenario, "wild"))
 		return (int)LOAD(unsigned long, (void *)0x0000100000001230UL, 0);
+	if (!strcmp(scenario, "uninstrumented")) /* a guest read the passes missed */
+		return (int)*(volatile unsigned long *)SYM(0);
 	if (!strcmp(scenario, "store")) {
 		__llview_store_check(SYM(0), 4);
 		return 0;
@@ -250,6 +254,11 @@ int __llview_ids_main(void)
 	if (!strcmp(scenario, "alert")) {
 		llview_alert("suspicious task %s pid %d\n", SYM(0), 1234);
 		return 0;
+	}
+	if (!strcmp(scenario, "exit")) { /* exit() from the IDS: the open record is still written */
+		llview_record_begin("last");
+		llview_field_int("n", 7);
+		exit(4);
 	}
 	if (!strcmp(scenario, "status3"))
 		return 3;
