@@ -43,6 +43,13 @@ class _Timer:
             print(f"llview: total: {total:.0f} ms", file=sys.stderr)
 
 
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise LlviewError(f"cannot write {path}: {e.strerror}") from None
+
+
 def _print_diagnostics(diagnostics: list) -> int:
     for diagnostic in diagnostics:
         print(diagnostic, file=sys.stderr)
@@ -119,7 +126,7 @@ def optimise_and_emit(module, fastpath: Path, object_path: Path) -> None:
         module.link_in(runtime_module)
     except RuntimeError as e:
         raise LlviewError(f"cannot link the runtime fast path {fastpath}: {e}") from None
-    # Internal after inlining, so no copy is left behind to clash with the runtime library.
+    # Internal: once inlined everywhere they are dropped, leaving no copy to clash with anything.
     for name in fast_functions:
         module.get_function(name).linkage = "internal"
     try:
@@ -212,7 +219,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.stats:
         print(format_stats(stats))
     if args.emit_llvm:
-        output.write_text(rewritten)
+        _write_text(output, rewritten)
         timer.total()
         return 0
     with tempfile.TemporaryDirectory(prefix="llview-build-") as work:
@@ -245,7 +252,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
     if args.stats:
         print(format_stats(stats), file=sys.stderr)
     if args.output and args.output != "-":
-        Path(args.output).write_text(rewritten)
+        _write_text(Path(args.output), rewritten)
     else:
         sys.stdout.write(rewritten)
     return 0

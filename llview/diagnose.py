@@ -111,7 +111,7 @@ def parse(source: Path, flags: Sequence[str]):
     """Parses `source` with the compile flags; returns the libclang TranslationUnit."""
     ci = cindex()
     try:
-        return ci.Index.create().parse(str(source), args=list(flags))
+        return ci.Index.create().parse(str(source), args=["-x", "c", *flags])
     except ci.TranslationUnitLoadError as e:
         raise LlviewError(f"libclang could not parse {source}: {e}") from None
 
@@ -134,10 +134,6 @@ def _file_location(location, main_file: str) -> tuple[str, int, int] | None:
         return None
     name = ci.File(file).name
     return (name, line.value, column.value) if name == main_file else None
-
-
-def has_errors(tu) -> bool:
-    return any(d.severity >= 3 for d in tu.diagnostics)  # Error or Fatal
 
 
 def functions_defined_in_main_file(tu) -> list:

@@ -14,6 +14,7 @@ about; errors anywhere still show.
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -90,7 +91,19 @@ def kernel_flags(profile: KernelHeaders, include_dirs: Sequence[str] = (),
     for forced in ("compiler-version.h", "kconfig.h", "compiler_types.h"):
         flags += ["-include", str(common / "include/linux" / forced)]
     flags += ["-include", str(KERNEL_OVERRIDES_HEADER)]
-    return flags + _LANGUAGE_FLAGS
+    return flags + _LANGUAGE_FLAGS + _makefile_language_flags(common / "Makefile")
+
+
+@functools.cache
+def _makefile_language_flags(makefile: Path) -> list[str]:
+    """Kernel-version-dependent C semantics from the top-level Makefile: Linux 6.2 made plain
+    char unsigned on every architecture (-funsigned-char); older kernels leave it signed."""
+    try:
+        text = makefile.read_text(errors="replace")
+    except OSError:
+        return []
+    found = re.search(r"^[^#\n]*-funsigned-char\b", text, re.M)  # in KBUILD_CFLAGS's lines
+    return ["-funsigned-char"] if found else []
 
 
 @dataclass
@@ -118,7 +131,7 @@ def start_compile_to_ir(source: Path, flags: Sequence[str]) -> ClangRun:
     """Starts `clang-19 FLAGS -O2 -S -emit-llvm SOURCE -o -`; call .finish() for the result."""
     color = ["-fcolor-diagnostics"] if sys.stderr.isatty() else []
     cmd = [CLANG, *flags, *_WARNING_FLAGS, *_CODEGEN_FLAGS, *color,
-           "-S", "-emit-llvm", "-o", "-", str(source)]
+           "-S", "-emit-llvm", "-o", "-", "-x", "c", str(source)]
     try:
         process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:

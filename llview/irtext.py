@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
+from llview.paths import LlviewError
+
 _OPEN = "([{<"
 _CLOSE = ")]}>"
 
@@ -360,7 +362,7 @@ class Location:
     inlined_from: str | None = None   # innermost inlined function, if the site is inside one
 
 
-class IRError(Exception):
+class IRError(LlviewError):
     """IR text that llvmlite rejects (message carries llvmlite's explanation)."""
 
 

@@ -134,8 +134,8 @@ def build_module(profile: Profile, quiet: bool = False) -> Path:
 # ---- which modules the guest loads ------------------------------------------------------------
 
 
-def modinfo(ko: bytes) -> dict[str, str]:
-    """The key=value strings of an ELF module's .modinfo section (first value of each key)."""
+def modinfo_entries(ko: bytes) -> list[tuple[str, str]]:
+    """The key=value strings of an ELF module's .modinfo section, in order (keys repeat)."""
     if ko[:4] != b"\x7fELF" or ko[4] != 2:
         raise LlviewError("not a 64-bit ELF kernel module")
     shoff, = struct.unpack_from("<Q", ko, 0x28)
@@ -151,13 +151,21 @@ def modinfo(ko: bytes) -> dict[str, str]:
     for i in range(shnum):
         name, offset, size = section(i)
         if ko[names_at + name: ko.index(b"\0", names_at + name)] == b".modinfo":
-            info: dict[str, str] = {}
+            entries = []
             for entry in ko[offset: offset + size].split(b"\0"):
                 key, sep, value = entry.decode(errors="replace").partition("=")
-                if sep and key not in info:
-                    info[key] = value
-            return info
-    return {}
+                if sep:
+                    entries.append((key, value))
+            return entries
+    return []
+
+
+def modinfo(ko: bytes) -> dict[str, str]:
+    """The first value of each .modinfo key (vermagic, depends, license, ...)."""
+    info: dict[str, str] = {}
+    for key, value in modinfo_entries(ko):
+        info.setdefault(key, value)
+    return info
 
 
 def _norm(name: str) -> str:

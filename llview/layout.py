@@ -19,6 +19,7 @@ DEFAULT_HEADERS = [
     "linux/dcache.h", "linux/mm_types.h", "linux/module.h", "linux/utsname.h",
     "linux/pid_namespace.h", "linux/nsproxy.h", "net/sock.h", "linux/netdevice.h",
 ]
+QUICK_HEADERS = ["linux/sched/signal.h"]
 _SOURCE_NAME = "llview-layout.c"
 
 
@@ -60,6 +61,10 @@ def parse_headers(profile, headers: list[str]):
     return tu
 
 
+class UnknownRecord(LlviewError):
+    """No struct or union of that name in the headers parsed."""
+
+
 def find_record(tu, name: str):
     """The definition of struct/union `name` (or of the record a typedef `name` names)."""
     from llview.diagnose import cindex
@@ -81,8 +86,8 @@ def find_record(tu, name: str):
                 return definition
     close = difflib.get_close_matches(name, list(records), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return LlviewError(f"no struct or union '{name}' in the headers searched{hint} "
-                       "(--include HEADER searches more)")
+    raise UnknownRecord(f"no struct or union '{name}' in the headers searched{hint} "
+                        "(--include HEADER searches more)")
 
 
 def _record_type(cursor_type):
@@ -142,8 +147,6 @@ def lookup(tu, spec: str) -> tuple[object, list[FieldLayout]]:
     """Resolves "task_struct.se.vruntime" (one layout) or "task_struct" (every field)."""
     name, *path = spec.removeprefix("struct ").removeprefix("union ").strip().split(".")
     record = find_record(tu, name)
-    if isinstance(record, LlviewError):
-        raise record
     if not path:
         return record, [_layout_of(f"{name}.{n}", off, f) for n, off, f in _fields(record)]
     offset, where = 0, name
@@ -169,8 +172,16 @@ def cmd_layout(args: argparse.Namespace) -> int:
     from llview.kernel import load_profile
 
     profile = load_profile(args.kernel)
-    tu = parse_headers(profile, DEFAULT_HEADERS + args.include)
-    record, layouts = lookup(tu, args.spec)
+    # The small set first (most lookups are about tasks); the whole set when that lacks the
+    # struct.
+    for headers in (QUICK_HEADERS, DEFAULT_HEADERS):
+        tu = parse_headers(profile, headers + args.include)
+        try:
+            record, layouts = lookup(tu, args.spec)
+            break
+        except UnknownRecord:
+            if headers is DEFAULT_HEADERS:
+                raise
     if len(layouts) == 1 and "." in args.spec:
         print(f"{layouts[0].path}: {layouts[0].describe()}")
         return 0

@@ -44,10 +44,16 @@ def run_passes(ir_text: str, *, supplied: set[str], passes: list[str] | None = N
     ctx = PassContext(supplied)
     all_stats: list[PassStats] = []
     for name in names:
-        all_stats.append(PASSES[name](view, ctx))
+        try:
+            all_stats.append(PASSES[name](view, ctx))
+        except (IRError, ValueError, KeyError, IndexError, StopIteration) as e:
+            # a construct the text rewriting does not understand: say where, do not crash
+            raise LlviewError(f"internal error in llview pass {name}: {e!r}") from e
         view = _hand_off(view, verify, f"after pass {name}")
     if ctx.diagnostics:
-        raise CompileError(ctx.diagnostics)
+        # in source order, as clang reports; those without a line (globals, main) last
+        raise CompileError(sorted(ctx.diagnostics, key=lambda d: (d.line == 0, d.file, d.line,
+                                                                   d.column)))
     all_stats.append(_emit_sites(view, ctx))
     view = _hand_off(view, verify, "after emitting the site table")
     return str(view.module), all_stats

@@ -279,6 +279,16 @@ def test_uninstrumented_guest_read_is_reported(ids_binary, agent, key):
     )
 
 
+def test_kernel_warn_trap_is_reported(ids_binary, agent, key):
+    r = run_ids(ids_binary, "warn", agent, key[1])
+    assert r.returncode == 2
+    assert r.stdout == "before\n"
+    lines = r.stderr.splitlines()
+    assert lines[0] == "warning: bad state 5"
+    assert lines[1].startswith("error: kernel BUG()/WARN() trap (ud2) at address 0x")
+    assert lines[1].endswith(" in the IDS (a kernel header's sanity check failed)")
+
+
 def test_cyclic_list_hits_the_read_limit(ids_binary, agent, key):
     start = time.monotonic()
     r = run_ids(ids_binary, "cycle", agent, key[1], "--max-reads", "1000")
@@ -414,7 +424,7 @@ PRINTK_EXPECTED = [
     "44 4464 -1    07",
     "banner: " + BANNER.decode().rstrip("\n"),
     "short: [Linux] [     Linux]",
-    "null: (null) bad: (efault)",
+    "null: (null) bad: (efault) wild: (efault)",
     "ptr: ffff888012345678 ffff888012345678 ffff888012345678 ffffffff81000000",
     "net: 192.168.1.2 52:54:00:ab:cd:ef ef:cd:ab:00:54:52 52 54 00 52:54 525400ab",
     "ab",

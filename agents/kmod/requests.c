@@ -1,19 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * requests.c - what the in-kernel agent answers: READ (whole 4 KiB pages of
- * kernel virtual memory, copied without faulting), SYMS (addresses from this
+ * kernel virtual memory backed by RAM, copied without faulting), SYMS (addresses from this
  * kernel's own kallsyms) and INFO (release, KASLR offset, direct-map base,
  * paging levels). Bad requests become enum llv_error codes for the caller.
  */
 #include <linux/kallsyms.h>
 #include <linux/kernel.h>
+#include <linux/ioport.h>
 #include <linux/kprobes.h>
 #include <linux/mm.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/utsname.h>
 #include <asm/page.h>
 #include <asm/pgtable.h>
+#include <asm/pgtable_types.h>
 #include <asm/unaligned.h>
 
 #include "agent.h"
@@ -21,6 +24,8 @@
 /* kallsyms_lookup_name is no longer exported (5.7+); a kprobe on it reveals its address. */
 typedef unsigned long (*kallsyms_lookup_name_fn)(const char *name);
 static kallsyms_lookup_name_fn lookup_name;
+/* Where _text is: kaslr_offset() needs it, and modules cannot link against it. */
+static unsigned long text_start;
 
 int llv_symbols_init(void)
 {
@@ -33,7 +38,12 @@ int llv_symbols_init(void)
 	}
 	lookup_name = (kallsyms_lookup_name_fn)probe.addr;
 	unregister_kprobe(&probe);
-	return lookup_name ? 0 : -ENOENT;
+	text_start = lookup_name ? lookup_name("_text") : 0;
+	if (!text_start) {
+		pr_err("llview_agent: kallsyms does not know _text\n");
+		return -ENOENT;
+	}
+	return 0;
 }
 
 static unsigned int paging_levels(void)
@@ -52,6 +62,33 @@ static u32 address_status(u64 addr)
 	if (!(addr >> 63))
 		return LLV_USER_ADDRESS;
 	return LLV_OK;
+}
+
+/*
+ * Whether the page at a canonical kernel address is mapped, and to RAM. Only
+ * RAM is read: a mapping of device memory (ioremap, fixmap) could have side
+ * effects when read, so it gets LLV_OUTSIDE_RAM, as the host agent answers
+ * for an address that translates outside guest RAM.
+ */
+static u32 backing_status(unsigned long addr)
+{
+	unsigned int level;
+	pte_t *pte = lookup_address(addr, &level);
+	unsigned long pfn;
+
+	if (!pte || !pte_present(*pte))
+		return LLV_UNMAPPED;
+	switch (level) {
+	case PG_LEVEL_1G:
+		pfn = pud_pfn(*(pud_t *)pte) + ((addr & ~PUD_MASK) >> PAGE_SHIFT);
+		break;
+	case PG_LEVEL_2M:
+		pfn = pmd_pfn(*(pmd_t *)pte) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+		break;
+	default:
+		pfn = pte_pfn(*pte);
+	}
+	return page_is_ram(pfn) ? LLV_OK : LLV_OUTSIDE_RAM;
 }
 
 static int handle_read(const struct llv_msg *req, u32 len, u8 *out, const char **why)
@@ -75,13 +112,17 @@ static int handle_read(const struct llv_msg *req, u32 len, u8 *out, const char *
 		u64 addr = get_unaligned_le64(addrs + i * sizeof(u64));
 		u32 st = address_status(addr);
 
-		/* The MMU decides what is mapped; a fault is caught, never an oops. */
+		if (st == LLV_OK)
+			st = backing_status(addr);
+		/* The page tables may change under us: the copy itself must not fault
+		 * either, and a fault it catches is an unmapped page, never an oops. */
 		if (st == LLV_OK &&
 		    copy_from_kernel_nofault(page, (const void *)(addr & PAGE_MASK), PAGE_SIZE))
 			st = LLV_UNMAPPED;
 		put_unaligned_le32(st, &status[i]);
 		if (st == LLV_OK)
 			page += PAGE_SIZE;
+		cond_resched();
 	}
 	rep->type = LLV_REP_READ;
 	rep->flags = 0;
@@ -110,6 +151,7 @@ static int handle_syms(const struct llv_msg *req, u32 len, u8 *out, const char *
 		}
 		put_unaligned_le64(n ? lookup_name(name) : 0, addr + i * sizeof(u64));
 		name += n + 1;
+		cond_resched(); /* each look-up scans all of kallsyms */
 	}
 	if (name != end) {
 		*why = "SYMS has bytes after its last symbol";
@@ -125,19 +167,13 @@ static int handle_info(const struct llv_msg *req, u32 len, u8 *out, const char *
 {
 	struct llv_msg *rep = (struct llv_msg *)out;
 	struct llv_info *info = (struct llv_info *)(rep + 1);
-	/* kaslr_offset() needs _text, which modules cannot link against. */
-	unsigned long text = lookup_name("_text");
 
 	if (len != sizeof(*rep)) {
 		*why = "INFO carries a body";
 		return -LLV_E_MALFORMED;
 	}
-	if (!text) {
-		*why = "cannot find _text in kallsyms";
-		return -LLV_E_INTERNAL;
-	}
 	memset(info, 0, sizeof(*info));
-	info->kaslr_offset = text - __START_KERNEL;
+	info->kaslr_offset = text_start - __START_KERNEL;
 	info->page_offset_base = page_offset_base;
 	info->paging_levels = paging_levels();
 	strscpy(info->release, utsname()->release, sizeof(info->release));

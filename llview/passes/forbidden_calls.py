@@ -56,6 +56,7 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
                 where = pointers.origins(func, callee)
                 if where and all(k == "function" and n in view.defined_functions
                                  for k, n in where):
+                    # a select/phi of the IDS's own functions: its own code either way
                     stats.skip("indirect call of the IDS's own functions")
                     continue
                 ctx.error(view, inst, "call through a function pointer cannot run outside the "
@@ -72,7 +73,7 @@ def _inside(view: ModuleView, inst: Inst) -> str:
 
 def _direct(view: ModuleView, ctx: PassContext, inst: Inst, name: str, stats: PassStats) -> None:
     if name in view.defined_functions:
-        stats.skip("defined in the IDS")
+        stats.skip("defined in the IDS")   # its own code, instrumented like the rest
     elif name.startswith("llvm."):
         if name.startswith(_DROPPED_INTRINSICS):
             view.replace_line(inst.line, None)
@@ -82,11 +83,11 @@ def _direct(view: ModuleView, ctx: PassContext, inst: Inst, name: str, stats: Pa
                                   "cannot instrument")
             stats.count("intrinsics diagnosed")
         else:
-            stats.skip("LLVM intrinsic")
+            stats.skip("LLVM intrinsic")   # arithmetic, lifetime, debug, memcpy (guest_loads)
     elif name.startswith("__llview_"):
         stats.skip("llview runtime (added by the passes)")
     elif ctx.is_supplied(name):
-        stats.skip("supplied by the runtime")
+        stats.skip("supplied by the runtime")   # e.g. _printk, __rcu_read_lock, llview_*
     else:
         ctx.error(view, inst, f"call to kernel function '{name}', which has no body outside the "
                               "kernel" + _inside(view, inst))

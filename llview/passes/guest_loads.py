@@ -66,7 +66,9 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
             elif inst.opcode == "call":
                 name = inst.direct_callee()
                 if name is None:
-                    continue  # indirect calls and inline asm: forbidden_calls
+                    continue  # indirect calls and inline asm: forbidden_calls diagnoses them
+                # (string calls are redirected even on local buffers: the __llview_ versions
+                # read those natively, and the kernel's declarations have no body to call)
                 if name.startswith(("llvm.memcpy.", "llvm.memmove.")) and \
                         ".element.unordered.atomic" not in name:
                     _transfer(view, ctx, pointers, inst, name, stats)
@@ -82,7 +84,7 @@ def _load(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis,
     pointer = next(iter(inst.ref.operands))
     where = pointers.classify(inst.func, pointer)
     if where.kind == "local":
-        stats.skip(where.detail)
+        stats.skip(where.detail)   # the IDS's own memory (stack, own globals): read natively
         return
     if str(pointer.type) != "ptr":
         # %gs-relative per-CPU reads and other address spaces have no meaning outside the kernel
@@ -128,7 +130,7 @@ def _transfer(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis, ins
     src_where = pointers.classify(inst.func, src)
     dst_where = pointers.classify(inst.func, dst)
     if src_where.kind == "local" and dst_where.kind == "local":
-        stats.skip(f"{kind} between IDS-local buffers")
+        stats.skip(f"{kind} between IDS-local buffers")   # the intrinsic stays: no guest byte
         return
     n = _length_i64(view, ctx, inst, length)
     site = ctx.site(view, inst)
@@ -145,7 +147,7 @@ def _memset(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis, inst:
             stats: PassStats) -> None:
     dst, value, length = list(inst.ref.operands)[:3]
     if pointers.classify(inst.func, dst).kind == "local":
-        stats.skip("memset of IDS-local memory")
+        stats.skip("memset of IDS-local memory")   # the intrinsic stays
         return
     if value.value_kind == llvm.ValueKind.constant_int:
         byte = str(value.get_constant_value() & 0xFF)

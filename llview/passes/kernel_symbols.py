@@ -51,7 +51,6 @@ from llview.passes.context import (
 
 NAME = "kernel_symbols"
 KSYM_TYPE = "%struct.__llview_ksym"
-_C_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9$.]*")
 
 
 class _Unsupported(Exception):
@@ -77,15 +76,11 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
             view.replace_line(i, None)
 
     used = sorted(rewriter.used)
-    for name in used:
-        if not _C_IDENT.fullmatch(name):
-            ctx.error(view, None, f"kernel symbol {global_ref(name)} has a name llview cannot "
-                                  "resolve")
     array = _emit_table(view, used)
     slot = {name: k for k, name in enumerate(used)}
     for entry_line, names in rewriter.entry_loads:
         view.insert_before(entry_line, [
-            f"  %{KSYM_VALUE_PREFIX}{name} = load ptr, ptr getelementptr inbounds ({array}, "
+            f"  {ksym_value(name)} = load ptr, ptr getelementptr inbounds ({array}, "
             f"ptr @{KSYM_TABLE}, i64 0, i64 {slot[name]}, i32 1), align 8"
             for name in names], first=True)
     # The declarations go, except where a diagnosed use still needs them (the module stays valid)
@@ -101,6 +96,11 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
     if unused:
         stats.skip("declared but never used (declaration dropped)", unused)
     return stats
+
+
+def ksym_value(name: str) -> str:
+    """The SSA value holding kernel symbol `name`'s run-time address in a function."""
+    return "%" + global_ref(KSYM_VALUE_PREFIX + name)[1:]
 
 
 def _reference_pattern(data: set[str], functions: set[str]) -> re.Pattern[str] | None:
@@ -280,7 +280,7 @@ class _Rewriter:
         if value.startswith("@"):
             name = _symbol_name(value)
             used.add(name)
-            return "%" + KSYM_VALUE_PREFIX + name
+            return ksym_value(name)
         key = (at, value)
         if key in memo:
             return memo[key]

@@ -121,8 +121,8 @@ class PointerAnalysis:
             work.extend(inst.ref.operands)
         elif op == "select":
             work.extend(list(inst.ref.operands)[1:])
-        elif op == "load" and inst.name and inst.name.startswith("%" + KSYM_VALUE_PREFIX):
-            found.add(("kernel", inst.name[1 + len(KSYM_VALUE_PREFIX):]))
+        elif op == "load" and inst.name and inst.name.strip('%"').startswith(KSYM_VALUE_PREFIX):
+            found.add(("kernel", inst.name.strip('%"')[len(KSYM_VALUE_PREFIX):]))
         elif op == "call":
             name = inst.direct_callee() or ""
             if name.startswith(tuple(_PASS_THROUGH_CALLS)):

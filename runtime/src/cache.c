@@ -150,6 +150,8 @@ static uint64_t fetch_block(uint64_t block, uint64_t needed, uint64_t n, uint32_
 		out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
 		count++;
 	}
+	if (!count)
+		return 0;
 	int rc = rt_transport->read_pages(want, count, out, statuses);
 	if (rc)
 		rt_transport_fail(rc);
@@ -178,7 +180,9 @@ static int native_page_mapped(uint64_t page)
 	       errno != ENOMEM;
 }
 
-static void install_native(uint64_t addr, uint64_t size, uint32_t site)
+/* Installs identity slots for the IDS's own pages under [addr, addr+size).
+ * Returns 0, or the first address there that the IDS has not mapped. */
+static uint64_t install_native(uint64_t addr, uint64_t size)
 {
 	uint64_t last = (addr + (size ? size - 1 : 0)) >> __LLVIEW_PAGE_SHIFT;
 
@@ -186,16 +190,12 @@ static void install_native(uint64_t addr, uint64_t size, uint32_t site)
 		if (slot_of(page)->page == page)
 			continue;
 		if (!native_page_mapped(page))
-			rt_die("cannot read address 0x%lx at %s: neither guest memory nor mapped in "
-			       "the IDS (a corrupted pointer?)",
-			       (unsigned long)(page == addr >> __LLVIEW_PAGE_SHIFT
-						       ? addr
-						       : page << __LLVIEW_PAGE_SHIFT),
-			       rt_site_text(site));
+			return page == addr >> __LLVIEW_PAGE_SHIFT ? addr : page << __LLVIEW_PAGE_SHIFT;
 		slot_of(page)->data = (char *)(page << __LLVIEW_PAGE_SHIFT);
 		slot_of(page)->page = page;
 		rt_stats.native_pages++;
 	}
+	return 0;
 }
 
 static __attribute__((noreturn)) void unreadable(uint64_t addr, uint32_t status, uint32_t site)
@@ -203,22 +203,27 @@ static __attribute__((noreturn)) void unreadable(uint64_t addr, uint32_t status,
 	if (addr < RT_NULL_LIMIT)
 		rt_die("NULL pointer dereference reading 0x%lx at %s", (unsigned long)addr,
 		       rt_site_text(site));
+	if (!rt_is_guest(addr))
+		rt_die("cannot read address 0x%lx at %s: neither guest memory nor mapped in the IDS "
+		       "(a corrupted pointer?)",
+		       (unsigned long)addr, rt_site_text(site));
 	rt_die("cannot read guest address 0x%016lx (%s) at %s", (unsigned long)addr,
 	       rt_status_text(status), rt_site_text(site));
 }
 
-uint64_t rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint32_t *status)
+int rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint64_t *bad, uint32_t *status)
 {
 	u8 *to = dst;
 
 	if (!n)
 		return 0;
-	if (addr < RT_NULL_LIMIT || addr + n < addr) {
-		*status = LLV_UNMAPPED;
-		return addr < RT_NULL_LIMIT ? addr : ~0UL;
-	}
+	*status = LLV_UNMAPPED;
+	*bad = addr;
+	if (addr < RT_NULL_LIMIT || addr + n < addr)
+		return -1;
 	if (!rt_is_guest(addr)) {
-		install_native(addr, n, RT_NO_SITE);
+		if ((*bad = install_native(addr, n)))
+			return -1;
 		memcpy(dst, (const void *)addr, n);
 		return 0;
 	}
@@ -228,9 +233,11 @@ uint64_t rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint32_t *status)
 
 		if (pages > LLV_MAX_PAGES)
 			pages = LLV_MAX_PAGES;
-		uint64_t bad = fetch_pages(page, pages, 0, status);
-		if (bad)
-			return bad == page ? addr : bad << __LLVIEW_PAGE_SHIFT;
+		uint64_t failed = fetch_pages(page, pages, 0, status);
+		if (failed) {
+			*bad = failed == page ? addr : failed << __LLVIEW_PAGE_SHIFT;
+			return -1;
+		}
 		for (uint64_t i = 0; i < pages && n; i++) {
 			uint64_t off = addr & RT_PAGE_MASK;
 			uint64_t chunk = __LLVIEW_PAGE_SIZE - off < n ? __LLVIEW_PAGE_SIZE - off : n;
@@ -246,10 +253,10 @@ uint64_t rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint32_t *status)
 
 void rt_copy_in_or_die(void *dst, uint64_t addr, uint64_t n, uint32_t site)
 {
-	uint32_t status = LLV_OK;
-	uint64_t bad = rt_copy_in(dst, addr, n, &status);
+	uint32_t status;
+	uint64_t bad;
 
-	if (bad || status != LLV_OK)
+	if (rt_copy_in(dst, addr, n, &bad, &status))
 		unreadable(bad, status, site);
 }
 
@@ -266,9 +273,10 @@ long rt_read_string(uint64_t addr, char *dst, size_t cap)
 		/* Read up to the end of the current page at a time. */
 		uint64_t room = __LLVIEW_PAGE_SIZE - (addr & RT_PAGE_MASK);
 		uint64_t want = cap - 1 - len < room ? cap - 1 - len : room;
-		uint32_t status = LLV_OK;
+		uint32_t status;
+		uint64_t bad;
 
-		if (rt_copy_in(dst + len, addr, want, &status)) {
+		if (rt_copy_in(dst + len, addr, want, &bad, &status)) {
 			if (!len)
 				return -1;
 			break;
@@ -310,7 +318,10 @@ void *__llview_load_miss(const void *p, __llview_u64 size, __llview_u32 site)
 	if (addr < RT_NULL_LIMIT)
 		unreadable(addr, LLV_UNMAPPED, site);
 	if (!rt_is_guest(addr)) {
-		install_native(addr, size, site);
+		uint64_t bad = install_native(addr, size);
+
+		if (bad)
+			unreadable(bad, LLV_UNMAPPED, site);
 		return (void *)p;
 	}
 	if (addr + size < addr)
@@ -330,8 +341,8 @@ void *__llview_load_miss(const void *p, __llview_u64 size, __llview_u32 site)
 	/* Straddles a page boundary: assemble a copy. */
 	rt_stats.straddles++;
 	void *buf = bounce(size);
-	uint64_t bad = rt_copy_in(buf, addr, size, &status);
-	if (bad)
+	uint64_t bad;
+	if (rt_copy_in(buf, addr, size, &bad, &status))
 		unreadable(bad, status, site);
 	return buf;
 }

@@ -132,20 +132,21 @@ static void put_pointer(struct rt_buf *b, const struct spec *sp, const char **fm
 	char out[256];
 	size_t n = 0;
 	uint32_t status;
+	uint64_t bad;
 
 	while ((**fmt >= 'a' && **fmt <= 'z') || (**fmt >= 'A' && **fmt <= 'Z') ||
 	       (**fmt >= '0' && **fmt <= '9'))
 		(*fmt)++;
 
 	if (ext[0] == 'I' && ext[1] == '4') {
-		if (!ptr || rt_copy_in(bytes, (uint64_t)ptr, 4, &status))
+		if (!ptr || rt_copy_in(bytes, (uint64_t)ptr, 4, &bad, &status))
 			goto efault;
 		n = (size_t)snprintf(out, sizeof(out), "%u.%u.%u.%u", bytes[0], bytes[1], bytes[2],
 				     bytes[3]);
 	} else if (ext[0] == 'M' || ext[0] == 'm') {
 		int reversed = ext[1] == 'R', colons = ext[0] == 'M';
 
-		if (!ptr || rt_copy_in(bytes, (uint64_t)ptr, 6, &status))
+		if (!ptr || rt_copy_in(bytes, (uint64_t)ptr, 6, &bad, &status))
 			goto efault;
 		for (int i = 0; i < 6; i++)
 			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%02x",
@@ -155,7 +156,7 @@ static void put_pointer(struct rt_buf *b, const struct spec *sp, const char **fm
 		char sep = ext[1] == 'C' ? ':' : ext[1] == 'D' ? '-' : ext[1] == 'N' ? 0 : ' ';
 		int count = sp->width < 0 ? 1 : sp->width > 64 ? 64 : sp->width;
 
-		if (!ptr || rt_copy_in(bytes, (uint64_t)ptr, (uint64_t)count, &status))
+		if (!ptr || rt_copy_in(bytes, (uint64_t)ptr, (uint64_t)count, &bad, &status))
 			goto efault;
 		for (int i = 0; i < count; i++) {
 			if (i && sep)

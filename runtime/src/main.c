@@ -72,16 +72,18 @@ void rt_transport_fail(int code)
 }
 
 /* A fault the runtime did not catch (a guest address the compiler did not
- * route through the cache, a wild IDS pointer, a stack overflow) still
- * ends with a message and status 2, not a bare "Segmentation fault". Only
- * async-signal-safe calls here. */
+ * route through the cache, a wild IDS pointer, a stack overflow, the ud2 of
+ * a kernel header's BUG()/WARN()) still ends with a message and status 2,
+ * not a bare "Segmentation fault". Only async-signal-safe calls here. */
 static void on_fault(int sig, siginfo_t *info, void *context)
 {
 	static const char digits[] = "0123456789abcdef";
 	char msg[160] = "error: ";
 	size_t n = strlen(msg);
-	const char *what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
-									       : "arithmetic fault";
+	const char *what = sig == SIGSEGV ? "segmentation fault"
+			   : sig == SIGBUS ? "bus error"
+			   : sig == SIGILL ? "kernel BUG()/WARN() trap (ud2)"
+					   : "arithmetic fault";
 	unsigned long addr = (unsigned long)info->si_addr;
 
 	(void)context;
@@ -91,7 +93,9 @@ static void on_fault(int sig, siginfo_t *info, void *context)
 	n += 14;
 	for (int shift = 60; shift >= 0; shift -= 4)
 		msg[n++] = digits[(addr >> shift) & 15];
-	const char *hint = " in the IDS (a read llview did not instrument, or a bad IDS pointer)\n";
+	const char *hint = sig == SIGILL ? " in the IDS (a kernel header's sanity check failed)\n"
+					 : " in the IDS (a read llview did not instrument, or a bad "
+					   "IDS pointer)\n";
 	memcpy(msg + n, hint, strlen(hint));
 	n += strlen(hint);
 	if (write(2, msg, n) < 0)
@@ -110,6 +114,7 @@ static void catch_faults(void)
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 	sigaction(SIGFPE, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
 }
 
 static long parse_number(const char *opt, const char *text, long min, long max)

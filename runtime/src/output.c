@@ -247,6 +247,25 @@ int ___ratelimit(void *state, const char *func)
 	return 1;
 }
 
+/* The message of a kernel header's WARN(cond, fmt, ...), printed before
+ * its trap instruction ends the IDS. */
+void __warn_printk(const char *fmt, ...)
+{
+	char fmt_copy[1024];
+	struct rt_buf text = { 0 };
+	va_list ap;
+
+	rt_output_finish();
+	fflush(stdout);
+	fmt = local_format(fmt, fmt_copy, sizeof(fmt_copy));
+	va_start(ap, fmt);
+	rt_vformat(&text, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "warning: %s%s", text.data ? text.data : "",
+		text.len && text.data[text.len - 1] == '\n' ? "" : "\n");
+	rt_buf_free(&text);
+}
+
 void rt_output_finish(void)
 {
 	static int finishing;

@@ -80,11 +80,11 @@ extern unsigned int rt_read_ahead;
 /* The read budget is spent: the status-2 error naming the site. */
 __attribute__((noreturn)) void rt_budget_spent(uint32_t site);
 
-/* Copies n bytes at addr (guest or IDS memory) into dst. Returns 0, or the
- * first address that could not be read (its page status in *status) when
- * the agent cannot serve it; addresses below 64 KiB count as unreadable
- * with status LLV_UNMAPPED. Transport failures end the process. */
-uint64_t rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint32_t *status);
+/* Copies n bytes at addr (guest or IDS memory) into dst. Returns 0, or -1
+ * with the first address that could not be read in *bad and why in
+ * *status (addresses below 64 KiB and IDS addresses it has not mapped count
+ * as LLV_UNMAPPED). Transport failures end the process. */
+int rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint64_t *bad, uint32_t *status);
 
 /* Like rt_copy_in, but ends the process with the usual error naming the
  * address and site when something cannot be read. */

@@ -91,7 +91,8 @@ static int printk_formats(void)
 	_printk("%hhd %hu %ld %5.2d\n", 300, 70000, -1L, 7);
 	_printk("banner: %s", SYM(0));
 	_printk("short: [%.5s] [%10.5s]\n", SYM(0), SYM(0));
-	_printk("null: %s bad: %s\n", (char *)0, (char *)0xffffffff90000000UL);
+	_printk("null: %s bad: %s wild: %s\n", (char *)0, (char *)0xffffffff90000000UL,
+		(char *)0x0000100000001230UL);
 	_printk("ptr: %p %px %pK %pS\n", (void *)0xffff888012345678UL, (void *)0xffff888012345678UL,
 		(void *)0xffff888012345678UL, (void *)0xffffffff81000000UL);
 	_printk("net: %pI4 %pM %pMR %*ph %*phC %*phN\n", ip, mac, mac, 3, mac, 2, mac, 4, mac);
@@ -259,6 +260,13 @@ int __llview_ids_main(void)
 		llview_record_begin("last");
 		llview_field_int("n", 7);
 		exit(4);
+	}
+	if (!strcmp(scenario, "warn")) { /* what WARN(1, ...) in a kernel header does */
+		void __warn_printk(const char *fmt, ...);
+
+		_printk("before\n");
+		__warn_printk("bad state %d\n", 5);
+		__asm__ volatile("ud2");
 	}
 	if (!strcmp(scenario, "status3"))
 		return 3;
