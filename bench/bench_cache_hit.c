@@ -86,7 +86,7 @@ __attribute__((noinline)) static unsigned long sum_instrumented(const unsigned l
 	return s;
 }
 
-#define TRIALS 41
+#define TRIALS 201
 
 /* ns per load of one run of `expr` doing `loads` loads. */
 #define TIME_NS(expr, loads, sink)                                    \
@@ -112,7 +112,7 @@ int main(void)
 {
 	unsigned int order[NODES];
 	unsigned long sink = 0;
-	const long steps = 2000000, rounds = 200;
+	const long steps = 200000, rounds = 50;
 
 	/* A random cyclic order through the nodes (the same for both). */
 	srand(1);

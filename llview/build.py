@@ -160,19 +160,34 @@ class FrontEndResult:
 
 
 def front_end(source: Path, flags: list[str], supplied: Callable[[], set[str]],
-              display_roots: list[Path], timer: _Timer | None = None) -> FrontEndResult:
+              display_roots: list[Path], timer: _Timer | None = None,
+              pch: list[str] | None = None) -> FrontEndResult:
     """clang-19 to optimised IR, overlapped with the libclang parse for the call checks.
 
+    flags: frontend.kernel_flags(...); pch: frontend.precompiled_preamble(...) or None.
     `supplied` (what the runtime defines; may build it) is called while both run."""
-    from llview import diagnose, frontend
+    from llview import frontend
 
     timer = timer or _Timer(False)
-    clang_run = frontend.start_compile_to_ir(source, flags)
+    if pch:
+        result = _front_end(source, flags, pch, supplied, display_roots, timer)
+        if result.ir_text is not None or not frontend.is_pch_failure(result.clang_messages):
+            return result
+        Path(pch[-1]).unlink(missing_ok=True)  # stale or corrupt: rebuilt next time
+    return _front_end(source, flags, [], supplied, display_roots, timer)
+
+
+def _front_end(source: Path, flags: list[str], pch: list[str],
+               supplied: Callable[[], set[str]], display_roots: list[Path],
+               timer: _Timer) -> FrontEndResult:
+    from llview import diagnose, frontend
+
+    clang_run = frontend.start_compile_to_ir(source, flags, pch)
     try:
         # libclang releases the GIL while parsing, so the runtime check runs alongside it.
         with ThreadPoolExecutor(max_workers=1) as pool:
             allowed_future = pool.submit(supplied)
-            tu = diagnose.parse(source, flags)
+            tu = diagnose.parse(source, [*frontend.compile_flags(flags), *pch])
             timer.step("libclang parse")
             allowed = allowed_future.result()
         ir_text, clang_messages = clang_run.finish()
@@ -200,8 +215,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     output = Path(args.output)
     profile = load_profile(args.kernel)
     flags = frontend.kernel_flags(profile, args.include_dirs, args.defines)
+    try:
+        source_text = source.read_text(errors="replace")
+    except OSError as e:
+        raise LlviewError(f"cannot read {source}: {e.strerror}") from None
+    # User -I directories may change under the same names: no cached preamble then.
+    pch = frontend.precompiled_preamble(source_text, flags, profile,
+                                        cacheable=not args.include_dirs)
+    timer.step("precompiled preamble")
     result = front_end(source, flags, runtime_lib.supplied_symbols,
-                       [profile.headers_common, profile.headers], timer)
+                       [profile.headers_common, profile.headers], timer, pch)
     sys.stderr.write(result.clang_messages)
     if result.ir_text is None:
         return 1

@@ -14,7 +14,11 @@ about; errors anywhere still show.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from llview.paths import KERNEL_HEADERS_DIR, LlviewError
+from llview.paths import KERNEL_HEADERS_DIR, LlviewError, cache_dir
 
 CLANG = "clang-19"
 # Force-included after the kernel's own forced includes: renames kernel functions the runtime
@@ -127,10 +131,17 @@ class ClangRun:
             self.process.wait()
 
 
-def start_compile_to_ir(source: Path, flags: Sequence[str]) -> ClangRun:
-    """Starts `clang-19 FLAGS -O2 -S -emit-llvm SOURCE -o -`; call .finish() for the result."""
+def compile_flags(flags: Sequence[str]) -> list[str]:
+    """kernel_flags(...) plus warnings and code generation: what the IR compile, the libclang
+    parse and the precompiled preamble are all given, so that they agree."""
+    return [*flags, *_WARNING_FLAGS, *_CODEGEN_FLAGS]
+
+
+def start_compile_to_ir(source: Path, flags: Sequence[str], pch: Sequence[str] = ()) -> ClangRun:
+    """Starts `clang-19 FLAGS -O2 ... -S -emit-llvm SOURCE -o -` (FLAGS from kernel_flags, pch
+    from precompiled_preamble); call .finish() for the result."""
     color = ["-fcolor-diagnostics"] if sys.stderr.isatty() else []
-    cmd = [CLANG, *flags, *_WARNING_FLAGS, *_CODEGEN_FLAGS, *color,
+    cmd = [CLANG, *compile_flags(flags), *pch, *color,
            "-S", "-emit-llvm", "-o", "-", "-x", "c", str(source)]
     try:
         process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -150,3 +161,91 @@ def called_external_functions(ir_text: str) -> set[str]:
             if at > 0 and end > at:
                 names.add(line[at + 1:end].strip('"'))
     return names
+
+
+# ---- precompiled preamble ----------------------------------------------------------------------
+# Parsing the kernel headers is most of a build (twice: clang and libclang). The run of
+# `#include <...>` lines an IDS starts with is compiled once into a PCH, kept in the cache under
+# a key of everything that can change its meaning, and reused by both: compiling a PCH-covered
+# prefix and then the rest of the file is the same as compiling the file.
+
+_PREAMBLE_INCLUDE = re.compile(r"^\s*#\s*include\s*<[^>\n]+>")
+_PCH_KEEP = 32  # newest precompiled preambles kept in the cache
+
+
+def preamble_includes(text: str) -> list[str]:
+    """The `#include <...>` lines before the first line that is anything else (blank lines and
+    comments aside)."""
+    includes: list[str] = []
+    in_comment = False
+    for line in text.splitlines():
+        rest = line.strip()
+        while rest:
+            if in_comment:
+                end = rest.find("*/")
+                if end < 0:
+                    rest = ""
+                    break
+                in_comment, rest = False, rest[end + 2:].strip()
+            elif rest.startswith("//"):
+                rest = ""
+            elif rest.startswith("/*"):
+                in_comment, rest = True, rest[2:]
+            else:
+                break
+        if not rest:
+            continue
+        match = _PREAMBLE_INCLUDE.match(rest)
+        trailing = rest[match.end():].strip() if match else ""
+        if not match or (trailing and not trailing.startswith(("//", "/*"))) or \
+                (trailing.startswith("/*") and not trailing.endswith("*/")):
+            break
+        includes.append(match.group(0).strip())
+    return includes
+
+
+def _pch_key(flags: Sequence[str], includes: list[str], profile: KernelHeaders) -> str:
+    clang = Path(shutil.which(CLANG) or CLANG).resolve()
+    stamps = [str(p.stat().st_mtime_ns) for p in sorted(KERNEL_HEADERS_DIR.rglob("*.h"))]
+    autoconf = Path(profile.headers) / "include/generated/autoconf.h"
+    for path in (clang, autoconf):
+        stamps.append(str(path.stat().st_mtime_ns) if path.exists() else "-")
+    material = json.dumps([str(clang), stamps, list(flags), includes])
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def precompiled_preamble(source_text: str, flags: Sequence[str], profile: KernelHeaders,
+                         cacheable: bool = True) -> list[str]:
+    """["-include-pch", PCH] for the source's include preamble (built on first use), or [] when
+    there is none or it does not compile on its own (the real compile then reports why).
+    flags: from kernel_flags."""
+    includes = preamble_includes(source_text)
+    if not includes or not cacheable:
+        return []
+    directory = cache_dir() / "pch"
+    directory.mkdir(parents=True, exist_ok=True)
+    key = _pch_key(flags, includes, profile)
+    pch, header = directory / f"{key}.pch", directory / f"{key}.h"
+    if pch.is_file() and header.is_file():
+        os.utime(pch)  # newest first when pruning
+        return ["-include-pch", str(pch)]
+    # The PCH names its header, and libclang refuses a PCH whose header is gone: both stay.
+    partial = f".{os.getpid()}.tmp"
+    header.with_suffix(partial).write_text("\n".join(includes) + "\n")
+    header.with_suffix(partial).replace(header)
+    done = subprocess.run([CLANG, *compile_flags(flags), "-x", "c-header", str(header),
+                           "-o", str(pch.with_suffix(partial))], capture_output=True, check=False)
+    if done.returncode != 0:
+        pch.with_suffix(partial).unlink(missing_ok=True)
+        return []
+    pch.with_suffix(partial).replace(pch)  # atomic: a concurrent build sees all or nothing
+    old = sorted(directory.glob("*.pch"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in old[_PCH_KEEP:]:
+        stale.unlink(missing_ok=True)
+        stale.with_suffix(".h").unlink(missing_ok=True)
+    return ["-include-pch", str(pch)]
+
+
+def is_pch_failure(clang_messages: str) -> bool:
+    """clang refused the precompiled preamble itself (stale or corrupt), not the program."""
+    return bool(re.search(r"\b(PCH file|precompiled (header|file))\b", clang_messages))

@@ -29,13 +29,16 @@ HEADERS = """\
 
 
 def check(profile, tmp_path: Path, body: str, supplied: set[str] = SUPPLIED,
-          name: str = "ids.c") -> tuple[build.FrontEndResult, str]:
+          name: str = "ids.c", precompiled: bool = True) -> tuple[build.FrontEndResult, str]:
+    """The front end of `llview build` (clang, libclang, call checks) on HEADERS + body."""
     source = tmp_path / name
     text = HEADERS + body
     source.write_text(text)
     flags = frontend.kernel_flags(profile)
+    pch = frontend.precompiled_preamble(text, flags, profile) if precompiled else []
+    assert bool(pch) == precompiled
     result = build.front_end(source, flags, lambda: supplied,
-                             [profile.headers_common, profile.headers])
+                             [profile.headers_common, profile.headers], pch=pch)
     return result, text
 
 
@@ -250,3 +253,38 @@ int main(void)
         (*position(text, "get_task_comm("),
          "call to kernel function '__get_task_comm', which has no body outside the kernel"),
     ]
+
+
+def test_precompiled_preamble_changes_nothing(kernel_profile, tmp_path):
+    body = """
+int main(void)
+{
+	struct task_struct *p;
+	int unused;
+
+	for_each_process(p)
+		pr_info("%d %s\\n", task_tgid_vnr(p), p->comm);
+	ssleep(1);
+	return 0;
+}
+"""
+    with_pch, _ = check(kernel_profile, tmp_path, body, name="a.c", precompiled=True)
+    without, _ = check(kernel_profile, tmp_path, body, name="a.c", precompiled=False)
+    assert len(with_pch.diagnostics) == 2
+    assert [str(d) for d in with_pch.diagnostics] == [str(d) for d in without.diagnostics]
+    assert with_pch.clang_messages == without.clang_messages
+    assert "unused" in with_pch.clang_messages
+    assert with_pch.ir_text == without.ir_text
+
+
+@pytest.mark.parametrize("text, includes", [
+    ("/* banner\n * more */\n#include <linux/sched.h>\n// x\n\n#include <llview/ids.h> // api\n"
+     "int x;\n#include <linux/fs.h>\n", ["#include <linux/sched.h>", "#include <llview/ids.h>"]),
+    ('#define pr_fmt(fmt) "ids: " fmt\n#include <linux/printk.h>\n', []),
+    ('#include <linux/sched.h>\n#include "local.h"\n#include <linux/fs.h>\n',
+     ["#include <linux/sched.h>"]),
+    ("#include <linux/sched.h> /* unterminated\n#include <linux/fs.h>\n", []),
+    ("#ifdef X\n#include <linux/sched.h>\n#endif\n", []),
+])
+def test_preamble_is_the_leading_run_of_system_includes(text, includes):
+    assert frontend.preamble_includes(text) == includes

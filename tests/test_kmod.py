@@ -34,8 +34,10 @@ from helpers.llview_wire import (
     MSG,
     PAGE,
     SESSION_LABEL,
+    AgentError,
     C,
     Client,
+    PeerClosed,
     recv_exact,
 )
 
@@ -541,4 +543,41 @@ def test_rmmod_while_connected_then_reload(kguest: DevGuest):
         old.sock.sendall(old.seal(MSG.pack(C["LLV_REQ_INFO"], 0, 0)))
         with pytest.raises(InvalidTag):
             old.recv_frame()
+    kguest.key = new_key
+    _assert_guest_healthy(kguest)
+
+
+@pytest.mark.guest
+def test_rmmod_under_load_is_clean(kguest: DevGuest):
+    """An IDS streaming 64-page reads while the module goes away: it gets an error or a closed
+    connection (never a hang), and the guest stays healthy."""
+    import threading
+
+    client = kguest.client()
+    base = _kallsyms(kguest, "_stext")
+    pages = [base + i * PAGE for i in range(C["LLV_MAX_PAGES"])]
+    outcome: list[BaseException] = []
+    served = threading.Event()
+
+    def hammer() -> None:
+        try:
+            while True:
+                client.read(pages)
+                served.set()
+        except BaseException as e:  # noqa: BLE001 - recorded and checked below
+            outcome.append(e)
+
+    worker = threading.Thread(target=hammer, daemon=True)
+    worker.start()
+    try:
+        assert served.wait(60), "no read completed before rmmod"
+        kguest.check("rmmod llview_agent")
+        worker.join(60)
+        assert not worker.is_alive(), "IDS still blocked after rmmod"
+    finally:
+        client.close()
+    error = outcome[0]
+    assert isinstance(error, AgentError | PeerClosed | ConnectionError), repr(error)
+    if isinstance(error, AgentError):
+        assert error.code == C["LLV_E_INTERNAL"]
     _assert_guest_healthy(kguest)
