@@ -47,8 +47,10 @@ def parse_headers(profile, headers: list[str]):
     ci = diagnose.cindex()
     source = "".join(f"#include <{h}>\n" for h in headers)
     flags = frontend.kernel_flags(profile)
+    # The same precompiled-preamble cache as `llview build`: the second lookup is fast.
+    pch = frontend.precompiled_preamble(source, flags, profile)
     try:
-        tu = ci.Index.create().parse(_SOURCE_NAME, args=flags,
+        tu = ci.Index.create().parse(_SOURCE_NAME, args=[*frontend.compile_flags(flags), *pch],
                                      unsaved_files=[(_SOURCE_NAME, source)])
     except ci.TranslationUnitLoadError as e:
         raise LlviewError(f"libclang could not parse the kernel headers: {e}") from None

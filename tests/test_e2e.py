@@ -169,7 +169,7 @@ int main(void)
 """
 
 GUEST_STORE = """\
-#include <linux/sched.h>
+#include <linux/sched/task.h>
 int main(void)
 {
 	struct task_struct *first = list_first_entry(&init_task.tasks, struct task_struct, tasks);

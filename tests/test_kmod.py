@@ -237,9 +237,9 @@ def test_module_builds_for_the_profile_kernel(kernel_profile: Profile):
     assert info["vermagic"].split()[0] == kernel_profile.release
     assert info["name"] == kmod.MODULE_NAME
     assert info["license"] == "GPL"
-    # The only parameter is the port: the key is never a module parameter.
+    # The key is never a module parameter.
     params = [v for k, v in kmod.modinfo_entries(module.read_bytes()) if k == "parm"]
-    assert [p.split(":")[0] for p in params] == ["port"]
+    assert sorted(p.split(":")[0] for p in params) == ["idle_timeout", "port"]
 
 
 def test_load_order_puts_dependencies_first(kernel_profile: Profile):
@@ -472,7 +472,8 @@ def test_key_never_leaks(kguest: DevGuest):
                    "cat /proc/modules", "ls -la /etc/llview /sys/module/llview_agent/parameters"]:
         _, out = kguest.exec(source)
         assert not any(k in out for k in key_texts), f"key visible through {source}"
-    assert kguest.check("ls /sys/module/llview_agent/parameters").split() == ["port"]
+    params = kguest.check("ls /sys/module/llview_agent/parameters").split()
+    assert sorted(params) == ["idle_timeout", "port"]
     assert kguest.exec(f"test -e {kmod.GUEST_KEY_PATH}")[0] != 0, "key file left in the guest"
     assert kguest.check(f"stat -c %a {kmod.KEY_DEVICE}").strip() == "200"
     # Write-once: a second key is refused, and the first one keeps working.
@@ -527,7 +528,7 @@ def test_rmmod_while_connected_then_reload(kguest: DevGuest):
     assert "unloaded, key wiped" in kguest.check("dmesg | tail -5")
     _assert_guest_healthy(kguest)
     # Loaded again it has no key: connections are closed until one is written.
-    kguest.check(f"insmod {kmod.GUEST_MODULE_DIR}/{kmod.MODULE_NAME}.ko")
+    kguest.check(f"insmod {kmod.GUEST_MODULE_DIR}/{kmod.MODULE_NAME}.ko idle_timeout=3")
     refused = kguest.client(handshake=False)
     try:
         refused.expect_closed()
@@ -539,6 +540,10 @@ def test_rmmod_while_connected_then_reload(kguest: DevGuest):
     kguest.check(script)
     with _closing(kguest.client(key=new_key)) as client:
         assert client.info()["release"]
+        # An IDS silent for longer than idle_timeout is dropped, freeing the one slot.
+        started = time.monotonic()
+        client.expect_closed()
+        assert 2 < time.monotonic() - started < 30
     with _closing(kguest.client()) as old:  # the old key no longer opens anything
         old.sock.sendall(old.seal(MSG.pack(C["LLV_REQ_INFO"], 0, 0)))
         with pytest.raises(InvalidTag):

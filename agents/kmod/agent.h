@@ -31,9 +31,10 @@ void llv_crypto_exit(void);
 bool llv_have_psk(void);
 int llv_set_psk(const u8 key[LLV_KEY_LEN]);
 void llv_wipe_psk(void);
-/* Serves one connection until it ends; returns when the peer leaves, on a
- * protocol error (after the sealed error reply) or when *stopping is set. */
-void llv_serve_connection(struct llv_conn *c, const bool *stopping);
+/* Serves one connection until it ends; returns when the peer leaves or stays
+ * silent between requests for idle_timeout jiffies, on a protocol error (after
+ * the sealed error reply) or when *stopping is set. */
+void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_timeout);
 
 /* requests.c: answers one authenticated request. req/len is the plaintext
  * message; the reply is written at out (capacity LLV_MAX_PAYLOAD) and its

@@ -27,6 +27,9 @@
 static ushort port = 7070;
 module_param(port, ushort, 0444);
 MODULE_PARM_DESC(port, "TCP port the agent listens on (all guest interfaces)");
+static uint idle_timeout = 300;
+module_param(idle_timeout, uint, 0444);
+MODULE_PARM_DESC(idle_timeout, "seconds an idle IDS keeps the (single) connection slot");
 
 static struct socket *listen_sock;
 static struct task_struct *server;
@@ -90,7 +93,8 @@ static int serve(void *unused)
 		mutex_unlock(&conn_lock);
 		if (active_sock && llv_have_psk()) {
 			conn.sock = sock;
-			llv_serve_connection(&conn, &stopping);
+			llv_serve_connection(&conn, &stopping,
+					     idle_timeout ? (long)idle_timeout * HZ : MAX_SCHEDULE_TIMEOUT);
 		} else if (active_sock) {
 			pr_info_ratelimited("llview_agent: no key installed yet; connection closed\n");
 		}

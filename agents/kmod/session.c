@@ -20,9 +20,11 @@
 
 #include "agent.h"
 
-/* Once a frame (or the hello) has started, the rest must follow promptly:
- * a stalled peer must not hold the single connection slot for ever. */
+/* Once a frame has started, the rest must follow promptly, and the hello
+ * within the host agent's 5 s: a stalled peer must not hold the single
+ * connection slot for ever. */
 #define LLV_IO_TIMEOUT (10 * HZ)
+#define LLV_HELLO_TIMEOUT (5 * HZ)
 /* At most this much is read and dropped after an error reply. */
 #define LLV_DRAIN_MAX (4u << 20)
 
@@ -254,7 +256,7 @@ static int handshake(struct llv_conn *c)
 	size_t got;
 	int rc;
 
-	set_recv_timeout(c->sock, LLV_IO_TIMEOUT);
+	set_recv_timeout(c->sock, LLV_HELLO_TIMEOUT);
 	rc = recv_all(c->sock, &theirs, sizeof(theirs), &got);
 	if (rc)
 		return rc;
@@ -273,7 +275,7 @@ static int handshake(struct llv_conn *c)
 	return key_session(theirs.random, mine.random);
 }
 
-void llv_serve_connection(struct llv_conn *c, const bool *stopping)
+void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_timeout)
 {
 	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)c->rx;
 	const char *why;
@@ -285,9 +287,10 @@ void llv_serve_connection(struct llv_conn *c, const bool *stopping)
 	if (handshake(c))
 		return;
 	for (;;) {
-		/* Between requests the IDS may stay idle as long as it likes; once a
-		 * frame has started, the rest must come within LLV_IO_TIMEOUT. */
-		set_recv_timeout(c->sock, MAX_SCHEDULE_TIMEOUT);
+		/* An IDS idle longer than idle_timeout between requests is dropped (it
+		 * would hold the one connection slot); once a frame has started, the rest
+		 * must come within LLV_IO_TIMEOUT. */
+		set_recv_timeout(c->sock, idle_timeout);
 		rc = recv_some(c->sock, hdr, LLV_HDR_LEN, &got);
 		if (!rc && got < LLV_HDR_LEN) {
 			size_t more;
