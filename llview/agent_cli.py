@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
+import select
 import subprocess
+import time
 from pathlib import Path
 
 from llview.keys import read_key_file
@@ -80,6 +83,50 @@ def agent_command(args: argparse.Namespace) -> list[str]:
     if args.verbose:
         cmd.append("--verbose")
     return cmd
+
+
+READY = re.compile(r"llview-agent ready: .* listening on ([\d.]+):(\d+)")
+
+
+class AgentProcess:
+    """The host agent run in the background on port 0 (the kernel picks a free port).
+
+    Waits for the agent's ready line; .port and .ready_line are set once it is listening.
+    """
+
+    def __init__(self, args: list[str], binary: Path | None = None, timeout: float = 60.0):
+        binary = binary or build_agent()
+        self.proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.ready_line = ""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                m = READY.search(line := self.proc.stdout.readline())
+                if m:
+                    self.ready_line = line.strip()
+                    self.port = int(m.group(2))
+                    return
+            if self.proc.poll() is not None:
+                raise LlviewError(f"the host agent exited ({self.proc.returncode}): "
+                                  f"{self.proc.stderr.read().strip()}")
+        self.stop()
+        raise LlviewError("the host agent did not become ready in time")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> str:
+        """Stops the agent (by its pid) and returns its stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -239,9 +239,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         return _print_diagnostics(e.diagnostics)
     module = _parse_ir(llvm, rewritten, "after llview's passes")
     timer.step("passes")
+    to_stdout = args.emit_llvm and args.output == "-"
     if args.stats:
-        print(format_stats(stats))
-    if args.emit_llvm:
+        print(format_stats(stats), file=sys.stderr if to_stdout else sys.stdout)
+    if to_stdout:
+        sys.stdout.write(rewritten)
+    elif args.emit_llvm:
         _write_text(output, rewritten)
         timer.total()
         return 0
@@ -289,7 +292,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "runtime. Run the result with --agent URL --key FILE.")
     build.add_argument("file", metavar="FILE.c", help="the IDS program; entry point int main(void)")
     build.add_argument("-o", dest="output", required=True, metavar="OUT",
-                       help="the executable to write (with --emit-llvm: the IR file)")
+                       help="the executable to write (with --emit-llvm: the IR file, - for "
+                            "stdout)")
     build.add_argument("--kernel", metavar="SPEC",
                        help="kernel profile name or directory (default: the one fetched last)")
     build.add_argument("--emit-llvm", action="store_true",

@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 from llview.paths import LlviewError
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `llview layout task_struct | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import glob
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,11 +65,17 @@ class Diagnostic:
 # ---- loading libclang -----------------------------------------------------------------------
 
 
-def _libclang_candidates() -> list[str]:
-    found = []
-    if os.environ.get("LLVIEW_LIBCLANG"):
-        found.append(os.environ["LLVIEW_LIBCLANG"])
-    libdirs = [f"/usr/lib/llvm-{LIBCLANG_MAJOR}/lib"]
+def _libclang_candidates() -> Iterator[str]:
+    """Paths to try, most specific first (lazily: llvm-config is only run when needed)."""
+    chosen = os.environ.get("LLVIEW_LIBCLANG")
+    if chosen:
+        if not os.path.exists(chosen):
+            raise LlviewError(f"LLVIEW_LIBCLANG={chosen}: no such file")
+        yield chosen
+        return
+    default_dir = f"/usr/lib/llvm-{LIBCLANG_MAJOR}/lib"
+    yield f"{default_dir}/libclang-{LIBCLANG_MAJOR}.so.1"
+    libdirs = [default_dir]
     try:
         out = subprocess.run([f"llvm-config-{LIBCLANG_MAJOR}", "--libdir"], capture_output=True,
                              text=True, check=False).stdout.strip()
@@ -78,12 +84,11 @@ def _libclang_candidates() -> list[str]:
     except FileNotFoundError:
         pass
     for libdir in [*libdirs, "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]:
-        found += sorted(glob.glob(f"{libdir}/libclang-{LIBCLANG_MAJOR}.so*"))
-        found += sorted(glob.glob(f"{libdir}/libclang.so.{LIBCLANG_MAJOR}*"))
+        yield from sorted(glob.glob(f"{libdir}/libclang-{LIBCLANG_MAJOR}.so*"))
+        yield from sorted(glob.glob(f"{libdir}/libclang.so.{LIBCLANG_MAJOR}*"))
     by_ldconfig = ctypes.util.find_library(f"clang-{LIBCLANG_MAJOR}")
     if by_ldconfig:
-        found.append(by_ldconfig)
-    return found
+        yield by_ldconfig  # a bare soname: the dynamic loader finds it
 
 
 def cindex():
@@ -91,8 +96,8 @@ def cindex():
     import clang.cindex as ci
 
     if not ci.Config.loaded:
-        candidates = _libclang_candidates()
-        path = next((c for c in candidates if os.path.exists(c) or "/" not in c), None)
+        path = next((c for c in _libclang_candidates() if os.path.exists(c) or "/" not in c),
+                    None)
         if path is None:
             raise LlviewError(f"libclang {LIBCLANG_MAJOR} not found (looked for "
                               f"/usr/lib/llvm-{LIBCLANG_MAJOR}/lib/libclang-{LIBCLANG_MAJOR}.so.1;"

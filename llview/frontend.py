@@ -8,7 +8,8 @@ forced includes, __KERNEL__, gnu11, -fshort-wchar and the kernel's aliasing/over
 semantics. tests/test_layout.py checks that struct layouts agree with gcc-12's (the kernel's
 compiler) under the same flags. Kernel header directories are passed with -isystem so that
 clang's warnings about the headers themselves stay quiet and only the IDS's own code is warned
-about; errors anywhere still show.
+about; errors anywhere still show. The headers an IDS starts by including are compiled once into
+a precompiled preamble (PCH) in the cache, which clang and libclang then both load.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ import pytest
 from helpers import agent_proc
 from helpers.llview_wire import C, Client
 
+from llview.paths import LlviewError
+
 pytestmark = pytest.mark.guest
 
 START_KERNEL_MAP = 0xFFFFFFFF80000000
@@ -144,6 +146,6 @@ def test_system_map_cross_check(guest, key, guest_kallsyms, tmp_path, client):
                           "--system-map", str(good)])
     err = a.stop()
     assert f"{len(image_symbols)} symbols compared, 0 mismatched" in err
-    with pytest.raises(RuntimeError, match="1 mismatched"):
+    with pytest.raises(LlviewError, match="1 mismatched"):
         agent_proc.Agent(["--ram", guest.ram_path, "--key-file", key[0],
                           "--system-map", str(bad)])

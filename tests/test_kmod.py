@@ -128,15 +128,21 @@ class DevGuest:
                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:7070",
                "-device", "virtio-net-pci,netdev=n0",
                "-daemonize", "-pidfile", str(self.pidfile)]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+        started = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         initrd.unlink()
+        if started.returncode != 0:
+            raise RuntimeError(f"qemu failed to start: {started.stderr.strip()}")
         self.pid = int(self.pidfile.read_text())
-        self._wait_ready()
         self.chan = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.chan.connect(str(self.exec_sock))
-        self.chan.settimeout(120)
         self._buf = b""
         self._next_id = 0
+        try:
+            self._wait_ready()
+            self.chan.connect(str(self.exec_sock))
+            self.chan.settimeout(120)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT

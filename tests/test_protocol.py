@@ -37,7 +37,8 @@ from helpers.llview_wire import (
 )
 from helpers.pagetables import GB1, MB2, GuestMemory
 
-from llview.agent_cli import AGENT_BINARY
+from llview.agent_cli import AGENT_BINARY, READY
+from llview.paths import LlviewError
 
 OK, UNMAPPED, NONCANONICAL = C["LLV_OK"], C["LLV_UNMAPPED"], C["LLV_NONCANONICAL"]
 USER, OUTSIDE = C["LLV_USER_ADDRESS"], C["LLV_OUTSIDE_RAM"]
@@ -396,7 +397,7 @@ def test_silent_and_half_open_clients_do_not_block_others(image, key):
 
 def test_listen_refuses_non_loopback(image, key):
     path, root = image
-    with pytest.raises(RuntimeError, match="not a loopback address"):
+    with pytest.raises(LlviewError, match="not a loopback address"):
         agent_proc.Agent(["--image", path, "--pgd", hex(root), "--levels", "5",
                           "--key-file", key[0], "--listen", "0.0.0.0:0"])
 
@@ -406,7 +407,7 @@ def test_world_readable_key_is_refused(image, tmp_path):
     k = tmp_path / "open.key"
     k.write_bytes(b"k" * 32)
     k.chmod(0o644)
-    with pytest.raises(RuntimeError, match="readable by others"):
+    with pytest.raises(LlviewError, match="readable by others"):
         agent_proc.Agent(["--image", path, "--pgd", hex(root), "--levels", "5",
                           "--key-file", str(k)])
 
@@ -482,7 +483,7 @@ def test_serve_runs_the_agent(image, key):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        m = agent_proc.READY.search(line)
+        m = READY.search(line)
         assert m, line + proc.stderr.read() if proc.poll() is not None else line
         assert Path(f"/proc/{proc.pid}/exe").resolve() == AGENT_BINARY.resolve()
         c = Client(int(m.group(2)), key[1])
@@ -529,7 +530,7 @@ def test_synthetic_kernel_found_and_symbols_decoded(tmp_path, key):
 
 def test_synthetic_kernel_with_mismatched_stext_is_refused(tmp_path, key):
     kernel = FakeKernel(note_stext=LINK_TEXT + 0x5000)
-    with pytest.raises(RuntimeError, match=r"kallsyms gives _stext = .* but VMCOREINFO says"):
+    with pytest.raises(LlviewError, match=r"kallsyms gives _stext = .* but VMCOREINFO says"):
         start_fake_kernel_agent(tmp_path, key, kernel, wait=1)
 
 

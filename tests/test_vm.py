@@ -1,5 +1,6 @@
 """The monitored guest: initramfs contents, argument checks, and a real QEMU guest via `vm exec`."""
 
+import base64
 import gzip
 import hashlib
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from llview.paths import LlviewError
-from llview.vm import initramfs
+from llview.vm import initramfs, qemu
 from llview.vm.qemu import VM, check_name, parse_size
 
 LLVIEW = [sys.executable, "-m", "llview.cli"]
@@ -203,6 +204,21 @@ def test_exec_recovers_from_a_dropped_client(guest):
     # A complete request from someone else is answered, and the next exec still gets its own.
     send_raw(guest, b"\n@@LLVIEW-EXEC 0bad 5\nZWNobyBzdGFsZQ==\n@@LLVIEW-RUN 0bad\n")
     assert guest.exec("echo mine") == (0, "mine\n")
+
+
+@pytest.mark.guest
+def test_resent_request_runs_once(guest, monkeypatch):
+    # Keep the guest busy with someone else's request so ours is not acknowledged in time:
+    # the host sends it again, and the guest must still run it only once.
+    monkeypatch.setattr(qemu, "ACK_TIMEOUT", 2.0)
+    busy = base64.b64encode(b"sleep 7").decode()
+    send_raw(guest, f"\n@@LLVIEW-EXEC 0bed 20\n{busy}\n@@LLVIEW-RUN 0bed\n".encode())
+    began = time.monotonic()
+    rc, out = guest.exec("echo ran >> /tmp/once-marker; wc -l < /tmp/once-marker")
+    assert (rc, out.strip()) == (0, "1")
+    assert time.monotonic() - began >= 3  # it did wait behind the busy request
+    time.sleep(1)
+    assert guest.exec("cat /tmp/once-marker") == (0, "ran\n")
 
 
 @pytest.mark.guest

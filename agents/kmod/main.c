@@ -10,6 +10,7 @@
  * sealed error reply and the guest keeps running.
  */
 #include <linux/capability.h>
+#include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
 #include <linux/in.h>

@@ -148,6 +148,25 @@ static void set_recv_timeout(struct socket *sock, long timeout)
 	WRITE_ONCE(sock->sk->sk_rcvtimeo, timeout);
 }
 
+/* One receive of up to len bytes (at least one): how a frame starts. */
+static int recv_some(struct socket *sock, void *buf, size_t len, size_t *got)
+{
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { };
+	int n;
+
+	*got = 0;
+	do {
+		n = kernel_recvmsg(sock, &msg, &iov, 1, len, 0);
+	} while (n == -EINTR || n == -ERESTARTSYS);
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return -EPIPE;
+	*got = n;
+	return 0;
+}
+
 /* Reads exactly len bytes. Returns 0, or a negative errno with *got set to
  * the bytes read before the failure (0 and -EPIPE: the peer closed cleanly). */
 static int recv_all(struct socket *sock, void *buf, size_t len, size_t *got)
@@ -166,25 +185,6 @@ static int recv_all(struct socket *sock, void *buf, size_t len, size_t *got)
 			return -EPIPE;
 		*got += n;
 	}
-	return 0;
-}
-
-/* One receive of up to len bytes (at least one): how a frame starts. */
-static int recv_some(struct socket *sock, void *buf, size_t len, size_t *got)
-{
-	struct kvec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { };
-	int n;
-
-	*got = 0;
-	do {
-		n = kernel_recvmsg(sock, &msg, &iov, 1, len, 0);
-	} while (n == -EINTR || n == -ERESTARTSYS);
-	if (n < 0)
-		return n;
-	if (n == 0)
-		return -EPIPE;
-	*got = n;
 	return 0;
 }
 
@@ -241,8 +241,7 @@ static void send_error(struct llv_conn *c, enum llv_error code, const char *why)
 	kernel_sock_shutdown(c->sock, SHUT_WR);
 	set_recv_timeout(c->sock, HZ);
 	while (drained < LLV_DRAIN_MAX && time_before(jiffies, deadline)) {
-		recv_all(c->sock, c->rx, LLV_FRAME_MAX, &got);
-		if (!got)
+		if (recv_some(c->sock, c->rx, LLV_FRAME_MAX, &got))
 			break;
 		drained += got;
 	}

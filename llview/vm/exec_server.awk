@@ -3,7 +3,8 @@
 #   @@LLVIEW-EXEC <id> <timeout-seconds>
 #   <base64 of the shell script, any number of lines>
 #   @@LLVIEW-RUN <id>
-# and its reply is "@@LLVIEW-BEGIN <id>", base64 of stdout+stderr, "@@LLVIEW-END <id> <status>".
+# and its reply is "@@LLVIEW-ACK <id>" when it starts, then "@@LLVIEW-BEGIN <id>", base64 of
+# stdout+stderr, "@@LLVIEW-END <id> <status> <output length>". Each id runs at most once.
 # A new header, or any line that is not base64, drops a half-received request, so a fragment
 # left by a client that died mid-send never swallows the next request.
 BEGIN {
@@ -14,7 +15,7 @@ BEGIN {
 }
 { sub(/\r$/, "") }
 /^@@LLVIEW-EXEC [0-9a-f]+ [0-9]+$/ {
-    if (active) close(script)
+    close(script)  # awk only truncates a file on its first open: start each request afresh
     id = $2
     limit = $3
     active = 1
@@ -22,8 +23,12 @@ BEGIN {
     next
 }
 /^@@LLVIEW-RUN [0-9a-f]+$/ {
-    if (active && $2 == id) {
-        close(script)
+    close(script)
+    # A resent request (the host missed our acknowledgement) must not run twice.
+    if (active && $2 == id && id != last) {
+        last = id
+        printf "@@LLVIEW-ACK %s\n", id
+        fflush()
         system("sh /etc/llview/run-request " id " " limit)
     }
     active = 0

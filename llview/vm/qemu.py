@@ -38,6 +38,8 @@ DEFAULT_TASKS = 250
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path minus the terminating NUL
 MAX_EXEC_PAYLOAD = 1 << 20  # base64 bytes of one `vm exec` script
+ACK_TIMEOUT = 20.0  # seconds for the guest to start a request before it is sent again
+EXEC_RESENDS = 2
 
 
 def vms_dir() -> Path:
@@ -353,8 +355,12 @@ class VM:
             return self._exchange(request, request_id, deadline)
 
     def _exchange(self, request: bytes, request_id: str, deadline: float) -> tuple[int, bytes]:
+        ack = f"@@LLVIEW-ACK {request_id}".encode()
         begin = f"@@LLVIEW-BEGIN {request_id}".encode()
         end_prefix = f"@@LLVIEW-END {request_id} ".encode()
+        # The guest acknowledges a request when it starts it, and runs each id at most once,
+        # so a request lost on the line (e.g. glued to a dead client's fragment) is resent.
+        ack_wait = ACK_TIMEOUT + len(request) / 10_000
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(5)
             try:
@@ -362,29 +368,36 @@ class VM:
             except OSError as e:
                 raise LlviewError(f"VM {self.name}: cannot reach the exec channel "
                                   f"{self.exec_socket}: {e}") from e
-            sock.settimeout(max(deadline - time.monotonic(), 1))
-            try:
-                sock.sendall(request)
-            except TimeoutError:
-                raise LlviewError(f"VM {self.name}: the guest stopped reading the exec "
-                                  "channel") from None
+            sends = 0
+            acked = False
+            resend_at = 0.0
             buffer = b""
             body: list[bytes] | None = None
             while True:
+                now = time.monotonic()
+                if not acked and now >= resend_at:
+                    self._send(sock, request, deadline)
+                    sends += 1
+                    # After the last resend, the guest may just be busy: wait for the deadline.
+                    resend_at = (time.monotonic() + ack_wait if sends <= EXEC_RESENDS
+                                 else math.inf)
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     line = line.rstrip(b"\r")
-                    if line == begin:
+                    if line == ack:
+                        acked = True
+                    elif line == begin:
+                        acked = True
                         body = []
                     elif body is not None and line.startswith(end_prefix):
-                        rc = int(line[len(end_prefix):].strip() or b"255")
-                        return rc, base64.b64decode(b"".join(body))
+                        return self._decode_reply(line[len(end_prefix):], body)
                     elif body is not None:
                         body.append(line.strip())
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise LlviewError(f"VM {self.name}: no answer from the guest in time")
-                sock.settimeout(min(remaining, 5))
+                wait = remaining if acked else min(remaining, resend_at - time.monotonic())
+                sock.settimeout(max(min(wait, 5), 0.05))
                 try:
                     chunk = sock.recv(65536)
                 except TimeoutError:
@@ -394,3 +407,24 @@ class VM:
                 if not chunk:
                     raise LlviewError(f"VM {self.name}: exec channel closed")
                 buffer += chunk
+
+    def _send(self, sock: socket.socket, request: bytes, deadline: float) -> None:
+        sock.settimeout(max(deadline - time.monotonic(), 1))
+        try:
+            sock.sendall(request)
+        except TimeoutError:
+            raise LlviewError(f"VM {self.name}: the guest stopped reading the exec "
+                              "channel") from None
+
+    def _decode_reply(self, tail: bytes, body: list[bytes]) -> tuple[int, bytes]:
+        """'<status> <length>' and the base64 lines; a damaged reply is an error, not data."""
+        try:
+            rc_text, length_text = tail.split()
+            rc, length = int(rc_text), int(length_text)
+            output = base64.b64decode(b"".join(body), validate=True)
+        except ValueError as e:  # binascii.Error is a ValueError
+            raise LlviewError(f"VM {self.name}: damaged reply on the exec channel ({e})") from e
+        if len(output) != length:
+            raise LlviewError(f"VM {self.name}: damaged reply on the exec channel "
+                              f"({len(output)} of {length} bytes)")
+        return rc, output

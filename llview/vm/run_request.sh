@@ -19,4 +19,4 @@ else
 fi
 echo "@@LLVIEW-BEGIN $id"
 base64 "$dir/out"
-echo "@@LLVIEW-END $id $rc"
+echo "@@LLVIEW-END $id $rc $(wc -c < "$dir/out")"
