@@ -5,10 +5,10 @@
 Boots a test guest (or uses a running one), starts the host-side agent, and prints:
   1. an instrumented load that hits the page cache vs a plain load (bench_cache_hit);
   2. one encrypted 4 KiB fetch over TCP vs a bare loopback round trip of the same size;
-  3. the process list of the guest: wall time of the whole IDS process, requests and bytes,
+  3. `llview build pslist.c` wall time;
+  4. the process list of the guest: wall time of the whole IDS process, requests and bytes,
      with read-ahead (default) and with one page per miss, against the paper's one request
-     per task;
-  4. `llview build pslist.c` wall time.
+     per task.
 The machine is noisy: read the ratios, and the minimum next to the median.
 """
 
@@ -70,7 +70,7 @@ def bench_fetch(port: int, key: Path) -> None:
 
 
 def bench_pslist(pslist: Path, url: str, key: Path, runs: int, tasks: int) -> None:
-    section(f"3. process list of the test guest ({tasks} tasks), whole IDS process")
+    section(f"4. process list of the test guest ({tasks} tasks), whole IDS process")
     base = [str(pslist), "--agent", url, "--key", str(key), "--stats"]
     for label, extra in (("read-ahead 8 pages (default)", []),
                          ("one page per miss", ["--read-ahead", "1"])):
@@ -84,7 +84,7 @@ def bench_pslist(pslist: Path, url: str, key: Path, runs: int, tasks: int) -> No
 
 
 def bench_build(runs: int) -> Path:
-    section("4. llview build ids_programs/pslist.c")
+    section("3. llview build ids_programs/pslist.c")
     out = Path(tempfile.mkdtemp()) / "pslist"
     cmd = [sys.executable, "-m", "llview.cli", "build", str(REPO / "ids_programs" / "pslist.c"),
            "-o", str(out)]
