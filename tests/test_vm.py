@@ -330,3 +330,19 @@ def test_lifecycle_start_exec_stop(kernel_profile, tmp_path):
         VM.load(name)
     with pytest.raises(LlviewError, match="not running"):
         vm.exec("true")
+
+
+def test_unbootable_kernel_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLVIEW_HOME", str(tmp_path / "home"))
+    root = tmp_path / "root"
+    release = "9.8.0-7-amd64"
+    for d in ("boot", f"usr/src/linux-headers-{release}", "usr/src/linux-headers-9.8.0-7-common",
+              f"lib/modules/{release}"):
+        (root / d).mkdir(parents=True)
+    (root / "boot" / f"vmlinuz-{release}").write_bytes(b"not a kernel at all")
+    (root / "boot" / f"config-{release}").write_text("CONFIG_X86_5LEVEL=y\n")
+    with pytest.raises(LlviewError, match="QEMU failed to start: .*kernel"):
+        VM.start("badkernel", kernel=str(root), quiet=True)
+    assert not list(Path("/dev/shm").glob("llview-badkernel-*"))
+    with pytest.raises(LlviewError, match="no VM named"):
+        VM.load("badkernel")

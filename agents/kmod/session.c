@@ -1,38 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * session.c - one llview connection inside the kernel: the clear-text hello
- * exchange, the HMAC-SHA256 session key, AES-256-GCM frames (header as AAD,
- * nonce = u32 sender role || u64 seq, strict sequence) and kernel-socket I/O.
+ * session.c - one llview session inside the kernel, whatever transport
+ * carries it: the pre-shared key, the hello check and HMAC-SHA256 session key,
+ * AES-256-GCM frames (header as AAD, nonce = u32 sender role || u64 seq,
+ * strict sequence) and the dispatch of an opened request to requests.c.
  * Mirrors agents/common/llview_wire.c, which does the same with OpenSSL.
+ * tcp.c and shm.c only move the frames.
  */
 #include <linux/kernel.h>
-#include <linux/net.h>
+#include <linux/mutex.h>
 #include <linux/random.h>
 #include <linux/scatterlist.h>
 #include <linux/string.h>
-#include <linux/tcp.h>
-#include <linux/uio.h>
 #include <asm/unaligned.h>
 #include <crypto/aead.h>
 #include <crypto/hash.h>
-#include <net/sock.h>
-#include <net/tcp.h>
 
 #include "agent.h"
 
-/* Once a frame has started, the rest must follow promptly, and the hello
- * within the host agent's 5 s: a stalled peer must not hold the single
- * connection slot for ever. */
-#define LLV_IO_TIMEOUT (10 * HZ)
-#define LLV_HELLO_TIMEOUT (5 * HZ)
-/* At most this much is read and dropped after an error reply. */
-#define LLV_DRAIN_MAX (4u << 20)
-
 /* hmac(sha256) keyed with the pre-shared key: the module keeps the key only
- * as this transform's state, which crypto_free_shash wipes (kfree_sensitive). */
+ * as this transform's state, which crypto_free_shash wipes (kfree_sensitive).
+ * Sessions only read it (their desc is on their stack), so both transports
+ * may derive keys at once. */
 static struct crypto_shash *psk_hmac;
-static struct crypto_aead *gcm;
-static struct aead_request *gcm_req;
 static bool psk_installed;
 static DEFINE_MUTEX(psk_lock);
 
@@ -43,35 +33,12 @@ int llv_crypto_init(void)
 		pr_err("llview_agent: hmac(sha256) unavailable (%ld)\n", PTR_ERR(psk_hmac));
 		return PTR_ERR(psk_hmac);
 	}
-	gcm = crypto_alloc_aead("gcm(aes)", 0, 0);
-	if (IS_ERR(gcm)) {
-		pr_err("llview_agent: gcm(aes) unavailable (%ld): load gcm, ctr and ghash-generic "
-		       "(or aesni-intel) first\n", PTR_ERR(gcm));
-		crypto_free_shash(psk_hmac);
-		return PTR_ERR(gcm);
-	}
-	gcm_req = aead_request_alloc(gcm, GFP_KERNEL);
-	if (!gcm_req || crypto_aead_setauthsize(gcm, LLV_TAG_LEN) ||
-	    crypto_aead_ivsize(gcm) != LLV_NONCE_LEN) {
-		llv_crypto_exit();
-		return -ENOMEM;
-	}
-	pr_info("llview_agent: AES-256-GCM by %s\n",
-		crypto_tfm_alg_driver_name(crypto_aead_tfm(gcm)));
 	return 0;
 }
 
 void llv_crypto_exit(void)
 {
-	aead_request_free(gcm_req); /* kfree_sensitive */
-	gcm_req = NULL;
-	if (!IS_ERR_OR_NULL(gcm))
-		crypto_free_aead(gcm);
-	gcm = NULL;
-	if (!IS_ERR_OR_NULL(psk_hmac))
-		crypto_free_shash(psk_hmac);
-	psk_hmac = NULL;
-	WRITE_ONCE(psk_installed, false);
+	llv_wipe_psk();
 }
 
 bool llv_have_psk(void)
@@ -84,7 +51,7 @@ int llv_set_psk(const u8 key[LLV_KEY_LEN])
 	int rc;
 
 	mutex_lock(&psk_lock);
-	if (psk_installed) {
+	if (psk_installed || IS_ERR_OR_NULL(psk_hmac)) {
 		rc = -EBUSY;
 	} else {
 		rc = crypto_shash_setkey(psk_hmac, key, LLV_KEY_LEN);
@@ -95,6 +62,7 @@ int llv_set_psk(const u8 key[LLV_KEY_LEN])
 	return rc;
 }
 
+/* Called once no session can use the key any more (every thread stopped). */
 void llv_wipe_psk(void)
 {
 	mutex_lock(&psk_lock);
@@ -105,8 +73,39 @@ void llv_wipe_psk(void)
 	mutex_unlock(&psk_lock);
 }
 
+int llv_session_alloc(struct llv_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->gcm = crypto_alloc_aead("gcm(aes)", 0, 0);
+	if (IS_ERR(s->gcm)) {
+		int rc = PTR_ERR(s->gcm);
+
+		pr_err("llview_agent: gcm(aes) unavailable (%d): load gcm, ctr and ghash-generic "
+		       "(or aesni-intel) first\n", rc);
+		s->gcm = NULL;
+		return rc;
+	}
+	s->req = aead_request_alloc(s->gcm, GFP_KERNEL);
+	if (!s->req || crypto_aead_setauthsize(s->gcm, LLV_TAG_LEN) ||
+	    crypto_aead_ivsize(s->gcm) != LLV_NONCE_LEN) {
+		llv_session_free(s);
+		return -ENOMEM;
+	}
+	pr_info_once("llview_agent: AES-256-GCM by %s\n",
+		     crypto_tfm_alg_driver_name(crypto_aead_tfm(s->gcm)));
+	return 0;
+}
+
+void llv_session_free(struct llv_session *s)
+{
+	aead_request_free(s->req); /* kfree_sensitive */
+	if (s->gcm)
+		crypto_free_aead(s->gcm); /* wipes the session key */
+	memset(s, 0, sizeof(*s));
+}
+
 /* session = HMAC-SHA256(psk, label || client_random || server_random), set as the GCM key. */
-static int key_session(const u8 client_random[LLV_RANDOM_LEN],
+static int key_session(struct llv_session *s, const u8 client_random[LLV_RANDOM_LEN],
 		       const u8 server_random[LLV_RANDOM_LEN])
 {
 	SHASH_DESC_ON_STACK(desc, psk_hmac);
@@ -119,14 +118,38 @@ static int key_session(const u8 client_random[LLV_RANDOM_LEN],
 	     crypto_shash_update(desc, client_random, LLV_RANDOM_LEN) ?:
 	     crypto_shash_update(desc, server_random, LLV_RANDOM_LEN) ?:
 	     crypto_shash_final(desc, key) ?:
-	     crypto_aead_setkey(gcm, key, LLV_KEY_LEN);
+	     crypto_aead_setkey(s->gcm, key, LLV_KEY_LEN);
 	shash_desc_zero(desc);
 	memzero_explicit(key, sizeof(key));
 	return rc;
 }
 
+int llv_session_start(struct llv_session *s, const struct llv_hello *client,
+		      struct llv_hello *server)
+{
+	int rc;
+
+	s->keyed = false;
+	if (client->magic != LLV_MAGIC || client->version != LLV_VERSION ||
+	    client->role != LLV_ROLE_CLIENT)
+		return -EPROTO;
+	if (!llv_have_psk())
+		return -ENOKEY;
+	server->magic = LLV_MAGIC;
+	server->version = LLV_VERSION;
+	server->role = LLV_ROLE_SERVER;
+	get_random_bytes(server->random, sizeof(server->random));
+	rc = key_session(s, client->random, server->random);
+	if (rc)
+		return rc;
+	s->send_seq = 0;
+	s->recv_seq = 0;
+	s->keyed = true;
+	return 0;
+}
+
 /* Seals or opens frame in place: header (AAD) || text || tag. */
-static int gcm_crypt(u8 *frame, u32 len, u32 dir, u64 seq, bool encrypt)
+static int gcm_crypt(struct llv_session *s, u8 *frame, u32 len, u32 dir, u64 seq, bool encrypt)
 {
 	struct scatterlist sg;
 	DECLARE_CRYPTO_WAIT(wait);
@@ -135,209 +158,78 @@ static int gcm_crypt(u8 *frame, u32 len, u32 dir, u64 seq, bool encrypt)
 	put_unaligned_le32(dir, iv);
 	put_unaligned_le64(seq, iv + sizeof(u32));
 	sg_init_one(&sg, frame, LLV_HDR_LEN + len + LLV_TAG_LEN);
-	aead_request_set_callback(gcm_req, CRYPTO_TFM_REQ_MAY_BACKLOG | CRYPTO_TFM_REQ_MAY_SLEEP,
+	aead_request_set_callback(s->req, CRYPTO_TFM_REQ_MAY_BACKLOG | CRYPTO_TFM_REQ_MAY_SLEEP,
 				  crypto_req_done, &wait);
-	aead_request_set_crypt(gcm_req, &sg, &sg, encrypt ? len : len + LLV_TAG_LEN, iv);
-	aead_request_set_ad(gcm_req, LLV_HDR_LEN);
-	return crypto_wait_req(encrypt ? crypto_aead_encrypt(gcm_req) : crypto_aead_decrypt(gcm_req),
+	aead_request_set_crypt(s->req, &sg, &sg, encrypt ? len : len + LLV_TAG_LEN, iv);
+	aead_request_set_ad(s->req, LLV_HDR_LEN);
+	return crypto_wait_req(encrypt ? crypto_aead_encrypt(s->req) : crypto_aead_decrypt(s->req),
 			       &wait);
 }
 
-static void set_recv_timeout(struct socket *sock, long timeout)
+/* Seals the len-byte message already at frame + LLV_HDR_LEN; returns the frame length. */
+static int seal(struct llv_session *s, u8 *frame, u32 len)
 {
-	WRITE_ONCE(sock->sk->sk_rcvtimeo, timeout);
-}
-
-/* One receive of up to len bytes (at least one): how a frame starts. */
-static int recv_some(struct socket *sock, void *buf, size_t len, size_t *got)
-{
-	struct kvec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { };
-	int n;
-
-	*got = 0;
-	do {
-		n = kernel_recvmsg(sock, &msg, &iov, 1, len, 0);
-	} while (n == -EINTR || n == -ERESTARTSYS);
-	if (n < 0)
-		return n;
-	if (n == 0)
-		return -EPIPE;
-	*got = n;
-	return 0;
-}
-
-/* Reads exactly len bytes. Returns 0, or a negative errno with *got set to
- * the bytes read before the failure (0 and -EPIPE: the peer closed cleanly). */
-static int recv_all(struct socket *sock, void *buf, size_t len, size_t *got)
-{
-	*got = 0;
-	while (*got < len) {
-		struct kvec iov = { .iov_base = (u8 *)buf + *got, .iov_len = len - *got };
-		struct msghdr msg = { };
-		int n = kernel_recvmsg(sock, &msg, &iov, 1, iov.iov_len, 0);
-
-		if (n == -EINTR || n == -ERESTARTSYS)
-			continue;
-		if (n < 0)
-			return n;
-		if (n == 0)
-			return -EPIPE;
-		*got += n;
-	}
-	return 0;
-}
-
-static int send_all(struct socket *sock, const void *buf, size_t len)
-{
-	size_t sent = 0;
-
-	while (sent < len) {
-		struct kvec iov = { .iov_base = (u8 *)buf + sent, .iov_len = len - sent };
-		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-		int n = kernel_sendmsg(sock, &msg, &iov, 1, iov.iov_len);
-
-		if (n == -EINTR || n == -ERESTARTSYS)
-			continue;
-		if (n <= 0)
-			return n ? n : -EPIPE;
-		sent += n;
-	}
-	return 0;
-}
-
-/* Seals the len-byte message already at c->tx + LLV_HDR_LEN and sends it. */
-static int send_frame(struct llv_conn *c, u32 len)
-{
-	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)c->tx;
+	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)frame;
 	int rc;
 
 	hdr->magic = LLV_MAGIC;
 	hdr->len = len;
-	hdr->seq = c->send_seq;
-	rc = gcm_crypt(c->tx, len, LLV_ROLE_SERVER, c->send_seq, true);
+	hdr->seq = s->send_seq;
+	rc = gcm_crypt(s, frame, len, LLV_ROLE_SERVER, s->send_seq, true);
 	if (rc)
 		return rc;
-	c->send_seq++;
-	return send_all(c->sock, c->tx, LLV_HDR_LEN + len + LLV_TAG_LEN);
+	s->send_seq++;
+	return LLV_HDR_LEN + len + LLV_TAG_LEN;
 }
 
-/* The sealed REP_ERROR that ends a bad connection, then, as the host agent
- * does, a half-close and a short drain of what the IDS still sends, so the
- * reply is not lost to a TCP reset caused by unread data. */
-static void send_error(struct llv_conn *c, enum llv_error code, const char *why)
+int llv_seal_error(struct llv_session *s, u8 *tx, enum llv_error code, const char *why)
 {
-	struct llv_msg *msg = (struct llv_msg *)(c->tx + LLV_HDR_LEN);
-	size_t text = strlen(why) + 1, drained = 0, got;
-	unsigned long deadline = jiffies + HZ;
+	struct llv_msg *msg = (struct llv_msg *)(tx + LLV_HDR_LEN);
+	size_t text = strlen(why) + 1;
 
 	msg->type = LLV_REP_ERROR;
 	msg->flags = 0;
 	msg->count = code;
 	memcpy(msg + 1, why, text);
-	pr_info_ratelimited("llview_agent: closing connection: %s\n", why);
-	if (send_frame(c, sizeof(*msg) + text))
-		return;
-	kernel_sock_shutdown(c->sock, SHUT_WR);
-	set_recv_timeout(c->sock, HZ);
-	while (drained < LLV_DRAIN_MAX && time_before(jiffies, deadline)) {
-		if (recv_some(c->sock, c->rx, LLV_FRAME_MAX, &got))
-			break;
-		drained += got;
-	}
+	pr_info_ratelimited("llview_agent: closing session: %s\n", why);
+	s->keyed = false; /* the session ends with this frame */
+	return seal(s, tx, sizeof(*msg) + text);
 }
 
-static int handshake(struct llv_conn *c)
+int llv_frame_check(const struct llv_session *s, const struct llv_frame_hdr *hdr,
+		    const char **why)
 {
-	struct llv_hello theirs, mine = {
-		.magic = LLV_MAGIC, .version = LLV_VERSION, .role = LLV_ROLE_SERVER,
-	};
-	size_t got;
-	int rc;
-
-	set_recv_timeout(c->sock, LLV_HELLO_TIMEOUT);
-	rc = recv_all(c->sock, &theirs, sizeof(theirs), &got);
-	if (rc)
-		return rc;
-	/* No session key yet, so nothing can be sealed: a bad hello is just closed. */
-	if (theirs.magic != LLV_MAGIC || theirs.version != LLV_VERSION ||
-	    theirs.role != LLV_ROLE_CLIENT) {
-		pr_info_ratelimited("llview_agent: closing connection: bad hello\n");
-		return -EPROTO;
+	if (hdr->magic != LLV_MAGIC) {
+		*why = "not an llview peer (bad magic or version)";
+		return LLV_E_BAD_MAGIC;
 	}
-	get_random_bytes(mine.random, sizeof(mine.random));
-	rc = send_all(c->sock, &mine, sizeof(mine));
-	if (rc)
-		return rc;
-	c->send_seq = 0;
-	c->recv_seq = 0;
-	return key_session(theirs.random, mine.random);
+	if (hdr->len > LLV_MAX_PAYLOAD) {
+		*why = "frame or request too large";
+		return LLV_E_TOO_LARGE;
+	}
+	if (hdr->seq != s->recv_seq) {
+		*why = "frame out of sequence (replayed or reordered)";
+		return LLV_E_SEQUENCE;
+	}
+	return 0;
 }
 
-void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_timeout)
+int llv_session_answer(struct llv_session *s, u8 *rx, u8 *tx, bool *last)
 {
-	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)c->rx;
-	const char *why;
-	size_t got;
+	const struct llv_frame_hdr *hdr = (const struct llv_frame_hdr *)rx;
+	const char *why = "";
 	int rc;
 
-	WRITE_ONCE(c->sock->sk->sk_sndtimeo, LLV_IO_TIMEOUT);
-	tcp_sock_set_nodelay(c->sock->sk);
-	if (handshake(c))
-		return;
-	for (;;) {
-		/* An IDS idle longer than idle_timeout between requests is dropped (it
-		 * would hold the one connection slot); once a frame has started, the rest
-		 * must come within LLV_IO_TIMEOUT. */
-		set_recv_timeout(c->sock, idle_timeout);
-		rc = recv_some(c->sock, hdr, LLV_HDR_LEN, &got);
-		if (!rc && got < LLV_HDR_LEN) {
-			size_t more;
-
-			set_recv_timeout(c->sock, LLV_IO_TIMEOUT);
-			rc = recv_all(c->sock, (u8 *)hdr + got, LLV_HDR_LEN - got, &more);
-		}
-		if (READ_ONCE(*stopping)) {
-			send_error(c, LLV_E_INTERNAL, "agent is being unloaded");
-			return;
-		}
-		/* A peer that hangs up or stalls mid-frame is gone: close, as the host agent does. */
-		if (rc)
-			return;
-		/* Same checks, same order as llv_check_header: before any allocation or read. */
-		if (hdr->magic != LLV_MAGIC) {
-			send_error(c, LLV_E_BAD_MAGIC, "not an llview peer (bad magic or version)");
-			return;
-		}
-		if (hdr->len > LLV_MAX_PAYLOAD) {
-			send_error(c, LLV_E_TOO_LARGE, "frame or request too large");
-			return;
-		}
-		if (hdr->seq != c->recv_seq) {
-			send_error(c, LLV_E_SEQUENCE, "frame out of sequence (replayed or reordered)");
-			return;
-		}
-		set_recv_timeout(c->sock, LLV_IO_TIMEOUT);
-		rc = recv_all(c->sock, c->rx + LLV_HDR_LEN, hdr->len + LLV_TAG_LEN, &got);
-		if (READ_ONCE(*stopping)) {
-			send_error(c, LLV_E_INTERNAL, "agent is being unloaded");
-			return;
-		}
-		if (rc)
-			return;
-		if (gcm_crypt(c->rx, hdr->len, LLV_ROLE_CLIENT, hdr->seq, false)) {
-			memzero_explicit(c->rx + LLV_HDR_LEN, hdr->len); /* no unauthenticated text */
-			send_error(c, LLV_E_AUTH, "frame failed authentication (wrong key or tampered)");
-			return;
-		}
-		c->recv_seq++;
-		why = "";
-		rc = llv_handle_request(c->rx + LLV_HDR_LEN, hdr->len, c->tx + LLV_HDR_LEN, &why);
-		if (rc < 0) {
-			send_error(c, -rc, why);
-			return;
-		}
-		if (send_frame(c, rc))
-			return;
+	*last = true;
+	if (gcm_crypt(s, rx, hdr->len, LLV_ROLE_CLIENT, hdr->seq, false)) {
+		memzero_explicit(rx + LLV_HDR_LEN, hdr->len); /* no unauthenticated text */
+		return llv_seal_error(s, tx, LLV_E_AUTH,
+				      "frame failed authentication (wrong key or tampered)");
 	}
+	s->recv_seq++;
+	rc = llv_handle_request(rx + LLV_HDR_LEN, hdr->len, tx + LLV_HDR_LEN, &why);
+	if (rc < 0)
+		return llv_seal_error(s, tx, -rc, why);
+	*last = false;
+	return seal(s, tx, rc);
 }

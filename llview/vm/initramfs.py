@@ -12,6 +12,7 @@ import io
 import shutil
 import stat
 import struct
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def build_initramfs(quiet: bool = False) -> Path:
     path = images / f"initramfs-{digest}.cpio.gz"
     if not path.exists():
         if not quiet:
-            print(f"llview: building guest initramfs {path.name}", flush=True)
+            print(f"llview: building guest initramfs {path.name}", file=sys.stderr, flush=True)
         tmp = path.with_suffix(f".tmp{id(raw)}")
         tmp.write_bytes(gzip.compress(raw, compresslevel=6, mtime=0))
         tmp.replace(path)

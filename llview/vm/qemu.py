@@ -303,6 +303,8 @@ class VM:
                 while self.alive() and time.monotonic() < deadline + 5:
                     time.sleep(0.1)
             _say(f"stopped guest {self.name} (pid {self.pid})", quiet)
+        else:
+            _say(f"guest {self.name} was not running; removed its state", quiet)
         self._cleanup(keep_logs=keep_logs)
 
     def _cleanup(self, keep_logs: bool = False) -> None:
