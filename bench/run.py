@@ -8,7 +8,9 @@ Boots a test guest (or uses a running one), starts the host-side agent, and prin
   3. `llview build pslist.c` wall time;
   4. the process list of the guest: wall time of the whole IDS process, requests and bytes,
      with read-ahead (default) and with one page per miss, against the paper's one request
-     per task.
+     per task;
+  5. shared memory (bench/shm_pingpong.c): the sealed and clear ping-pong floor, one page and
+     multi-page requests through the host agent's region, and pslist over shm.
 The machine is noisy: read the ratios, and the minimum next to the median.
 """
 
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from llview.agent_cli import AgentProcess
 from llview.keys import generate_key_file
 from llview.paths import REPO
 from llview.vm.qemu import VM
@@ -94,6 +97,19 @@ def bench_build(runs: int) -> Path:
     return out
 
 
+def bench_shm(vm: VM, key: Path, pslist: Path, runs: int) -> None:
+    section("5. shared memory: reference ping-pong vs the host agent's region, pslist over shm")
+    region = f"/dev/shm/llview-bench-{os.getpid()}.shm"
+    agent = AgentProcess(["--ram", vm.ram_path, "--ram-size", str(vm.ram_size), "--key-file",
+                          str(key)], binary=agent_proc.AGENT, shm=region)
+    try:
+        subprocess.run([str(REPO / "agents" / "host" / "build" / "llview-shm-pingpong"),
+                        "--shm", region, "--key-file", str(key), "--symbol", "init_task",
+                        "--rounds", str(max(3, runs)), "--ids", str(pslist)], check=True)
+    finally:
+        agent.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -118,6 +134,7 @@ def main() -> int:
         bench_fetch(agent.port, key)
         pslist = bench_build(max(3, args.runs // 3))
         bench_pslist(pslist, f"tcp://127.0.0.1:{agent.port}", key, args.runs, tasks)
+        bench_shm(vm, key, pslist, args.runs)
     finally:
         agent.stop()
         if own_guest:

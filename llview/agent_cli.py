@@ -2,7 +2,8 @@
 
 The agent is a C program; this wrapper builds it when needed, resolves `--vm NAME` to the
 guest's RAM file, refuses to serve guest memory beyond loopback unless forced, and then execs
-the binary, which prints one ready line (release, KASLR slide, paging levels, symbols, address).
+the binary, which prints one ready line (release, KASLR slide, paging levels, symbols, address,
+and the shared-memory region with `--shm PATH`, served instead of TCP unless --listen is given).
 """
 
 from __future__ import annotations
@@ -65,15 +66,31 @@ def resolve_memory(args: argparse.Namespace) -> tuple[str, list[str]]:
     return path, flags
 
 
+def check_shm(path: str) -> None:
+    """A region path the IDS can name as shm:PATH: absolute, in an existing directory."""
+    region = Path(path)
+    if not region.is_absolute() or not region.parent.is_dir():
+        raise LlviewError(f"--shm {path!r}: expected an absolute path in an existing directory, "
+                          f"e.g. /dev/shm/llview-NAME")
+
+
 def agent_command(args: argparse.Namespace) -> list[str]:
     """The agent's argv for parsed `llview agent serve` arguments (validated here)."""
-    check_listen(args.listen, args.allow_remote)
+    # With --shm, TCP is served only when --listen is given too.
+    listen = args.listen if args.listen or args.shm else "127.0.0.1:7070"
+    if listen:
+        check_listen(listen, args.allow_remote)
+    if args.shm:
+        check_shm(args.shm)
     read_key_file(Path(args.key))  # clear errors for a missing or world-readable key
     path, flags = resolve_memory(args)
     if not Path(path).exists():
         raise LlviewError(f"{path}: guest memory file not found")
-    cmd = [str(build_agent()), *flags, "--listen", args.listen, "--key-file", args.key,
-           "--wait", str(args.wait)]
+    cmd = [str(build_agent()), *flags, "--key-file", args.key, "--wait", str(args.wait)]
+    if listen:
+        cmd += ["--listen", listen]
+    if args.shm:
+        cmd += ["--shm", args.shm]
     if args.allow_remote:
         cmd.append("--allow-remote")
     if args.pgd is not None:
@@ -86,19 +103,24 @@ def agent_command(args: argparse.Namespace) -> list[str]:
 
 
 READY = re.compile(r"llview-agent ready: .* listening on ([\d.]+):(\d+)")
+SHM_READY = re.compile(r"llview-agent ready: .*shared memory at (\S+)$")
 
 
 class AgentProcess:
-    """The host agent run in the background on port 0 (the kernel picks a free port).
+    """The host agent run in the background on port 0 (the kernel picks a free port), and
+    also on the shared-memory region `shm` when given.
 
-    Waits for the agent's ready line; .port and .ready_line are set once it is listening.
+    Waits for the agent's ready line; .port, .shm and .ready_line are set once it serves.
     """
 
-    def __init__(self, args: list[str], binary: Path | None = None, timeout: float = 60.0):
+    def __init__(self, args: list[str], binary: Path | None = None, timeout: float = 60.0,
+                 shm: str | None = None):
         binary = binary or build_agent()
-        self.proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0", *args],
+        extra = ["--shm", shm] if shm else []
+        self.proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0", *extra, *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.ready_line = ""
+        self.shm = shm
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
@@ -107,6 +129,10 @@ class AgentProcess:
                 if m:
                     self.ready_line = line.strip()
                     self.port = int(m.group(2))
+                    if shm and not SHM_READY.search(self.ready_line):
+                        self.stop()
+                        raise LlviewError(f"the host agent does not serve {shm}: "
+                                          f"{self.ready_line}")
                     return
             if self.proc.poll() is not None:
                 raise LlviewError(f"the host agent exited ({self.proc.returncode}): "
@@ -151,8 +177,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--image", metavar="FILE",
                         help="a raw physical memory image (offset = physical address)")
     p.add_argument("--ram-size", metavar="N", help="guest RAM size (default: the file size)")
-    p.add_argument("--listen", default="127.0.0.1:7070", metavar="ADDR:PORT",
-                   help="where to listen (default 127.0.0.1:7070; port 0 picks one)")
+    p.add_argument("--listen", metavar="ADDR:PORT",
+                   help="where to listen (default 127.0.0.1:7070 unless --shm is given; "
+                        "port 0 picks one)")
+    p.add_argument("--shm", metavar="PATH",
+                   help="serve a shared-memory region at PATH (e.g. /dev/shm/llview-NAME; "
+                        "created mode 0600, or an existing QEMU ivshmem backend file); IDS "
+                        "programs reach it with --agent shm:PATH")
     p.add_argument("--key", required=True, metavar="FILE",
                    help="32-byte key file, mode 0600 (`llview keygen`)")
     p.add_argument("--allow-remote", action="store_true",

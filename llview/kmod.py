@@ -11,6 +11,11 @@ Use from `llview vm start --agent kernel`:
 The script loads the NIC and crypto modules, then llview_agent.ko, writes the key file into the
 write-once device /dev/llview-key, wipes and deletes the file, and brings eth0 up as QEMU user
 networking expects (10.0.2.15/24); the agent listens on AGENT_PORT in the guest.
+
+Shared memory (`--shm`): create the region file with create_shm_region(path) and add
+ivshmem_qemu_args(path) to QEMU's command line. The module binds the guest's ivshmem device by
+itself (no extra guest module, no init change) and serves the region next to TCP; the IDS then
+uses `--agent shm:PATH`.
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ CRYPTO_MODULES = ("gcm", "ctr", "ghash_generic")
 # may fail on a CPU without them, and that is fine.
 OPTIONAL_MODULES = ("aesni_intel", "ghash_clmulni_intel")
 
+SHM_REGION_SIZE = 1 << 20  # LLV_SHM_SIZE in agents/common/llview_shm.h (checked by the tests)
+
 _SOURCE_DIR = AGENTS_DIR / "kmod"
-_PROTO_HEADER = AGENTS_DIR / "common" / "llview_proto.h"
+_COMMON_HEADERS = ("llview_proto.h", "llview_shm.h")  # what the module includes from common/
 
 
 def _say(msg: str, quiet: bool) -> None:
@@ -89,7 +96,8 @@ def _module_sources() -> dict[str, bytes]:
              if p.is_file() and (p.suffix in (".c", ".h") or p.name == "Kbuild")}
     if not any(name.endswith(".c") for name in files):
         raise LlviewError(f"no kernel agent sources in {_SOURCE_DIR}")
-    files["common/llview_proto.h"] = _PROTO_HEADER.read_bytes()
+    for header in _COMMON_HEADERS:
+        files[f"common/{header}"] = (AGENTS_DIR / "common" / header).read_bytes()
     return files
 
 
@@ -315,3 +323,32 @@ def guest_agent(profile: Profile, port: int = AGENT_PORT, quiet: bool = False) -
     files[agent_path] = (agent, 0o644)
     return GuestAgent(files=files, init_script=init_script(modules, agent_path, port=port),
                       port=port)
+
+
+# ---- the shared-memory transport ----------------------------------------------------------------
+
+
+def create_shm_region(path: str | Path) -> Path:
+    """Creates the region file QEMU backs the ivshmem device with: mode 0600 (QEMU itself would
+    create it 0644), LLV_SHM_SIZE bytes of zeros. Refuses to reuse an existing file."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise LlviewError(f"shared-memory region {path} already exists (another guest's?)") \
+            from None
+    except OSError as e:
+        raise LlviewError(f"cannot create shared-memory region {path}: {e.strerror}") from None
+    try:
+        os.ftruncate(fd, SHM_REGION_SIZE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def ivshmem_qemu_args(path: str | Path, ident: str = "llvshm") -> list[str]:
+    """QEMU arguments that show the region file to the guest as an ivshmem-plain PCI device
+    (BAR 2 = the file), which llview_agent.ko binds and serves."""
+    return ["-object", f"memory-backend-file,id={ident},size={SHM_REGION_SIZE},"
+                       f"mem-path={path},share=on",
+            "-device", f"ivshmem-plain,memdev={ident}"]

@@ -1,4 +1,6 @@
-"""The monitored guest: initramfs contents, argument checks, and a real QEMU guest via `vm exec`."""
+"""The monitored guest: initramfs contents, argument checks, and real QEMU guests via `vm exec`:
+the plain one (conftest's `guest`) and the one with the in-kernel agent, the ivshmem region and
+the confined workload (conftest's `kernel_guest`, shared with the other test files)."""
 
 import base64
 import gzip
@@ -8,6 +10,7 @@ import mmap
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -16,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from llview.paths import LlviewError
+from llview import kmod
+from llview.paths import REPO, LlviewError
 from llview.vm import initramfs, qemu
 from llview.vm.qemu import VM, check_name, parse_size
 
@@ -51,6 +55,11 @@ def test_initramfs_contents():
     for name in daemons:
         mode, script = entries[f"bin/{name}"]
         assert mode & 0o111 and script.startswith(b"#!/bin/sh")
+    mode, container = entries[f"bin/{initramfs.CONTAINER_INIT}"]
+    assert mode & 0o111 and b"/etc/llview/daemons" in container
+    # The shared image holds nothing of one guest's agent: no key, no agent commands.
+    assert kmod.GUEST_KEY_PATH.lstrip("/") not in entries
+    assert initramfs.AGENT_INIT_PATH.lstrip("/") not in entries
 
 
 def test_initramfs_is_cached_and_gzip(tmp_path, monkeypatch):
@@ -71,6 +80,17 @@ def test_extra_archive_places_files_with_parents(tmp_path):
     assert list(entries) == ["lib", "lib/modules", "lib/modules/x", "lib/modules/x/agent.ko"]
     mode, body = entries["lib/modules/x/agent.ko"]
     assert body == host.read_bytes() and mode & 0o777 == 0o640
+
+
+def test_extra_archive_blobs_and_modes(tmp_path):
+    host = tmp_path / "m.ko"
+    host.write_bytes(b"module")
+    host.chmod(0o755)
+    entries = read_cpio(initramfs.build_extra_archive(
+        {"/lib/m.ko": (host, 0o644)}, {"/etc/llview/agent.key": (b"k" * 32, 0o600)}))
+    assert entries["lib/m.ko"] == (0o100644, b"module")
+    assert entries["etc/llview/agent.key"] == (0o100600, b"k" * 32)
+    assert entries["etc"][0] & 0o170000 == 0o040000
 
 
 @pytest.mark.parametrize("guest_path", ["relative/x", "/a/../etc/passwd", "/a//b", "/"])
@@ -112,6 +132,63 @@ def test_load_unknown_vm(tmp_path, monkeypatch):
     monkeypatch.setenv("LLVIEW_HOME", str(tmp_path))
     with pytest.raises(LlviewError, match="no VM named 'ghost'"):
         VM.load("ghost")
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"agent": "kernel"}, "needs a key"),
+    ({"key": b"k" * 32}, "only used with --agent kernel"),
+    ({"agent": "kernel", "key": b"short"}, "must be 32 bytes"),
+    ({"agent": "hypervisor"}, "bad agent 'hypervisor'"),
+    ({"host_port": 70000}, "--agent-port 70000"),
+])
+def test_start_rejects_bad_agent_options(tmp_path, monkeypatch, options, message):
+    monkeypatch.setenv("LLVIEW_HOME", str(tmp_path))
+    with pytest.raises(LlviewError, match=re.escape(message)):
+        VM.start("badopts", quiet=True, **options)
+    assert not (tmp_path / "vms" / "badopts").exists()
+    assert not list(Path("/dev/shm").glob("llview-badopts-*"))
+
+
+def test_cli_kernel_agent_key_checks(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLVIEW_HOME", str(tmp_path))
+    done = subprocess.run([*LLVIEW, "vm", "start", "--name", "k1", "--agent", "kernel"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--agent kernel needs --key FILE" in done.stderr
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(os.urandom(32))
+    loose.chmod(0o644)
+    done = subprocess.run([*LLVIEW, "vm", "start", "--name", "k1", "--agent", "kernel",
+                           "--key", str(loose)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "readable by others" in done.stderr
+    done = subprocess.run([*LLVIEW, "vm", "start", "--name", "k1", "--key", str(loose)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "only used with --agent kernel" in done.stderr
+
+
+def test_shm_size_is_the_headers():
+    header = (REPO / "agents" / "common" / "llview_shm.h").read_text()
+    shift = re.search(r"#define LLV_SHM_SIZE \(1u << (\d+)\)", header)
+    assert shift and qemu.SHM_SIZE == 1 << int(shift.group(1))
+
+
+def test_qemu_command_for_agent_shm_and_confinement(tmp_path):
+    vm = VM(name="cmd", pid=0, state_dir=str(tmp_path), ram_path="/dev/shm/x.ram",
+            ram_size=512 << 20, host_port=4321, console_log="c", exec_socket="e",
+            qmp_socket="q", kernel_release="r", kernel_dir="d", accel="tcg", tasks=9,
+            agent="kernel", shm_path="/dev/shm/llview-cmd-0.shm", shm_size=qemu.SHM_SIZE,
+            confined=True)
+    cmd = vm._qemu_command("vmlinuz", "initrd")
+    joined = " ".join(cmd)
+    assert (f"memory-backend-file,id=shm0,size={qemu.SHM_SIZE},"
+            "mem-path=/dev/shm/llview-cmd-0.shm,share=on") in joined
+    assert cmd[cmd.index("ivshmem-plain,memdev=shm0") - 1] == "-device"
+    assert "llview.confine=1" in cmd[cmd.index("-append") + 1]
+    assert "restrict=on,hostfwd=tcp:127.0.0.1:4321-:7070" in joined
+    assert vm.urls() == ["tcp://127.0.0.1:4321", "shm:/dev/shm/llview-cmd-0.shm"]
+    plain = VM(**{**vm.__dict__, "agent": "none", "shm_path": "", "confined": False})
+    assert "ivshmem" not in " ".join(plain._qemu_command("v", "i"))
+    assert "llview.confine=0" in " ".join(plain._qemu_command("v", "i"))
+    assert plain.urls() == []
 
 
 def test_start_without_profile_says_to_fetch(tmp_path, monkeypatch):
@@ -236,8 +313,13 @@ def test_known_processes_run(guest):
     for comm in initramfs.known_comms():
         assert comm in by_comm, f"{comm} not running in the guest"
     assert table[1][1] == "init"
+    # The daemons' parent: the container's init when confined (the default), else init.
+    assert guest.confined
+    (container,) = by_comm[initramfs.CONTAINER_INIT]
+    for comm in initramfs.known_comms():
+        assert any(table[pid][0] == container for pid in by_comm[comm]), comm
     # llv-worker forks two children that keep its comm and name it as their parent.
-    (worker,) = [p for p in by_comm["llv-worker"] if table[p][0] == 1]
+    (worker,) = [p for p in by_comm["llv-worker"] if table[p][0] == container]
     children = [p for p in by_comm["llv-worker"] if table[p][0] == worker]
     assert len(children) == 2
     assert table[2][1] == "kthreadd"
@@ -311,14 +393,28 @@ def test_lifecycle_start_exec_stop(kernel_profile, tmp_path):
     name = f"pytest-life-{os.getpid()}"
     payload = tmp_path / "payload.bin"
     payload.write_bytes(os.urandom(300_000))
+    # Also the other corners: no confinement (daemons under init), an ivshmem region without
+    # an agent, a chosen forwarded port.
+    port = qemu._free_local_port()
     vm = VM.start(name, kernel=kernel_profile.release, memory="256M", tasks=60, quiet=True,
-                  files={"/opt/llview/payload.bin": payload})
+                  files={"/opt/llview/payload.bin": payload}, confine=False, shm=True,
+                  host_port=port)
     try:
         assert Path(vm.ram_path).stat().st_size == 256 << 20
+        assert (vm.host_port, vm.agent, vm.confined, vm.confined_comms) == (port, "none",
+                                                                            False, [])
+        assert Path(vm.shm_path).stat().st_size == qemu.SHM_SIZE
+        assert not (Path(vm.state_dir) / "initrd.cpio.gz").exists()  # overlay gone once loaded
         rc, out = vm.exec("grep MemTotal /proc/meminfo")
         assert rc == 0 and 200_000 < int(out.split()[1]) <= 262_144
         rc, out = vm.exec("md5sum /opt/llview/payload.bin")
         assert (rc, out.split()[0]) == (0, hashlib.md5(payload.read_bytes()).hexdigest())
+        table = guest_processes(vm)
+        for comm in initramfs.known_comms():  # unconfined: init starts the daemons itself
+            assert any(c == comm and ppid == 1 for ppid, c in table.values()), comm
+        assert initramfs.CONTAINER_INIT not in {c for _, c in table.values()}
+        rc, out = vm.exec("cat /sys/bus/pci/devices/*/device; cat /proc/modules")
+        assert "0x1110" in out.split() and "llview_agent" not in out
     finally:
         done = subprocess.run([*LLVIEW, "vm", "stop", name], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -326,6 +422,7 @@ def test_lifecycle_start_exec_stop(kernel_profile, tmp_path):
     status = Path(f"/proc/{vm.pid}/status")
     assert not status.exists() or "State:\tZ" in status.read_text()  # gone, or an unreaped zombie
     assert not Path(vm.ram_path).exists()
+    assert not Path(vm.shm_path).exists()
     with pytest.raises(LlviewError, match="no VM named"):
         VM.load(name)
     with pytest.raises(LlviewError, match="not running"):
@@ -346,3 +443,110 @@ def test_unbootable_kernel_is_reported(tmp_path, monkeypatch):
     assert not list(Path("/dev/shm").glob("llview-badkernel-*"))
     with pytest.raises(LlviewError, match="no VM named"):
         VM.load("badkernel")
+
+
+# ---- the guest with the in-kernel agent, ivshmem and the confined workload ----------------------
+
+
+@pytest.mark.guest
+def test_kernel_agent_loaded_and_reachable(kernel_agent):
+    from helpers.kernel_guest import serving
+
+    vm = kernel_agent
+    assert vm.agent == "kernel" and VM.load(vm.name) == vm
+    assert vm.urls() == [f"tcp://127.0.0.1:{vm.host_port}", f"shm:{vm.shm_path}"]
+    modules = [line.split()[0] for line in guest_out(vm, "cat /proc/modules").splitlines()]
+    assert "llview_agent" in modules
+    # It answers on the forwarded port only with the right key.
+    assert not serving(vm, os.urandom(32))
+    print(f"\nguest with the in-kernel agent booted in {vm.boot_seconds:.1f} s")
+
+
+def guest_out(vm: VM, command: str) -> str:
+    rc, out = vm.exec(command)
+    assert rc == 0, f"{command!r} failed in the guest ({rc}): {out}"
+    return out
+
+
+@pytest.mark.guest
+def test_kernel_agent_key_never_leaks(kernel_agent, kernel_key_file):
+    vm = kernel_agent
+    key = kernel_key_file.read_bytes()
+    forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key)]
+
+    def assert_no_key(data: bytes, where: str) -> None:
+        assert not any(form in data for form in forms), f"the key is visible in {where}"
+
+    assert vm.exec(f"test -e {kmod.GUEST_KEY_PATH}")[0] == 1, "key file left in the guest"
+    params = guest_out(vm, "ls /sys/module/llview_agent/parameters").split()
+    assert params and "key" not in " ".join(params)
+    for source in ("cat /proc/cmdline", "dmesg", "cat /sys/module/llview_agent/parameters/*",
+                   "cat /proc/modules", "ls -la /etc/llview /tmp"):
+        assert_no_key(vm.exec_raw(source)[1], f"the guest's `{source}`")
+    # On the host: no overlay left, nothing in the state directory, QEMU's command line and
+    # environment, nor the shared cached images.
+    state = Path(vm.state_dir)
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert not (state / "initrd.cpio.gz").exists()
+    for leftover in state.iterdir():
+        if leftover.is_file():
+            assert_no_key(leftover.read_bytes(), str(leftover))
+    for name in ("cmdline", "environ"):
+        assert_no_key(Path(f"/proc/{vm.pid}/{name}").read_bytes(), f"QEMU's {name}")
+    for image in (state.parent.parent / "vm-images").glob("*.cpio.gz"):
+        assert_no_key(gzip.decompress(image.read_bytes()), str(image))
+
+
+@pytest.mark.guest
+def test_ivshmem_device_is_the_region_file(kernel_guest):
+    vm = kernel_guest
+    out = guest_out(vm, "for d in /sys/bus/pci/devices/*; do "
+                        "echo $d $(cat $d/vendor) $(cat $d/device); done")
+    devices = [line.split() for line in out.splitlines()]
+    (ivshmem,) = [d for d, vendor, device in devices if (vendor, device) == ("0x1af4", "0x1110")]
+    # BAR 2 is the shared memory: the region file's size.
+    bar2 = guest_out(vm, f"sed -n 3p {ivshmem}/resource").split()
+    assert int(bar2[1], 16) - int(bar2[0], 16) + 1 == qemu.SHM_SIZE
+    region = Path(vm.shm_path)
+    assert region.stat().st_size == qemu.SHM_SIZE
+    assert region.stat().st_mode & 0o777 == 0o600
+    assert Path(vm.ram_path).stat().st_mode & 0o777 == 0o600
+    # What the guest writes into BAR 2 shows in the host file: the same memory.
+    with region.open("rb") as f:
+        magic = struct.unpack("<I", f.read(4))[0]
+    assert magic == 0x53564C4C, f"the agent has not set up the region ({magic:#x})"
+
+
+@pytest.mark.guest
+def test_confined_workload_runs_in_its_own_namespaces(kernel_guest):
+    vm = kernel_guest
+    assert vm.confined and vm.confined_comms[0] == initramfs.CONTAINER_INIT
+    table = guest_processes(vm)
+    by_comm: dict[str, list[int]] = {}
+    for pid, (_, comm) in table.items():
+        by_comm.setdefault(comm, []).append(pid)
+    kinds = ("pid", "mnt", "net", "uts")
+
+    def namespaces(pid: int | str) -> dict[str, str]:
+        out = guest_out(vm, f"ls -l /proc/{pid}/ns/")
+        links = dict(re.findall(r" (\w+) -> (\S+)", out))
+        return {kind: links[kind] for kind in kinds}
+
+    initial = namespaces(1)
+    container = by_comm[initramfs.CONTAINER_INIT][0]
+    inside = namespaces(container)
+    for kind in kinds:
+        assert inside[kind] != initial[kind], f"{kind} namespace not separate"
+    for comm in vm.confined_comms[1:]:
+        for pid in by_comm[comm]:
+            assert namespaces(pid) == inside, comm
+    # The agent's kernel threads and the exec server's shell stay outside.
+    assert namespaces(by_comm["llview_agent"][0]) == initial
+    assert namespaces("$$") == initial
+    # Seen from inside: its own hostname, only a loopback interface, itself as pid 1.
+    assert guest_out(vm, f"nsenter -t {container} -u hostname").strip() == \
+        initramfs.CONTAINER_HOSTNAME
+    links = guest_out(vm, f"nsenter -t {container} -n ip -o link").splitlines()
+    assert [line.split(":")[1].strip() for line in links] == ["lo"]
+    assert guest_out(vm, f"grep NSpid /proc/{container}/status").split()[1:] == \
+        [str(container), "1"]

@@ -4,15 +4,18 @@
  * finds the kernel through its VMCOREINFO note, walks the guest's page
  * tables itself, answers symbol look-ups from the kernel's own kallsyms and
  * serves page reads over the encrypted llview protocol
- * (docs/protocol.md), one thread per client.
+ * (docs/protocol.md), one thread per client, and over a shared-memory
+ * region (shm_server.c) when asked with --shm.
  *
  *   llview-agent --ram /dev/shm/vm.ram --listen 127.0.0.1:7070 --key-file key.bin
+ *   llview-agent --ram /dev/shm/vm.ram --shm /dev/shm/llview-ids --key-file key.bin
  *   llview-agent --image mem.raw --pgd 0x1000 --levels 5 --listen 127.0.0.1:0 --key-file k
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -31,11 +34,12 @@
 #include "../common/llview_wire.h"
 #include "kernel.h"
 #include "memsrc.h"
+#include "shm_server.h"
 
 struct options {
-	const char *mem_path, *driver, *key_path, *listen, *system_map;
+	const char *mem_path, *driver, *key_path, *listen, *system_map, *shm_path;
 	u64 ram_size, pgd;
-	int levels, have_pgd, allow_remote, verbose;
+	int levels, have_pgd, allow_remote, verbose, listen_given;
 	int wait_s, idle_s, handshake_s, max_clients;
 };
 
@@ -69,6 +73,8 @@ static void usage(FILE *f)
 	      "  --ram-size N        guest RAM size (K/M/G suffix; default: the file size)\n"
 	      "  --key-file FILE     32-byte pre-shared key, mode 0600\n"
 	      "  --listen ADDR:PORT  default 127.0.0.1:7070; port 0 picks a free port\n"
+	      "  --shm PATH          also serve a shared-memory region (created mode 0600, or an\n"
+	      "                      existing QEMU ivshmem backend file); without --listen, only it\n"
 	      "  --allow-remote      permit a non-loopback listen address\n"
 	      "  --pgd PHYS --levels 4|5   raw mode: explicit page-table root, no VMCOREINFO,\n"
 	      "                      no symbols (SYMS answers 0)\n"
@@ -102,13 +108,14 @@ static u64 parse_number(const char *flag, const char *s)
 static void parse_args(int argc, char **argv)
 {
 	enum { RAM = 256, IMAGE, RAM_SIZE, KEY, LISTEN, REMOTE, PGD, LEVELS, WAIT, IDLE, MAXC,
-	       SYSMAP, VERBOSE, HELP };
+	       SYSMAP, VERBOSE, HELP, SHM };
 	static const struct option longopts[] = {
 		{ "ram", required_argument, NULL, RAM },
 		{ "image", required_argument, NULL, IMAGE },
 		{ "ram-size", required_argument, NULL, RAM_SIZE },
 		{ "key-file", required_argument, NULL, KEY },
 		{ "listen", required_argument, NULL, LISTEN },
+		{ "shm", required_argument, NULL, SHM },
 		{ "allow-remote", no_argument, NULL, REMOTE },
 		{ "pgd", required_argument, NULL, PGD },
 		{ "levels", required_argument, NULL, LEVELS },
@@ -128,7 +135,8 @@ static void parse_args(int argc, char **argv)
 		case IMAGE: opt.mem_path = optarg; opt.driver = "flat"; break;
 		case RAM_SIZE: opt.ram_size = parse_number("--ram-size", optarg); break;
 		case KEY: opt.key_path = optarg; break;
-		case LISTEN: opt.listen = optarg; break;
+		case LISTEN: opt.listen = optarg; opt.listen_given = 1; break;
+		case SHM: opt.shm_path = optarg; break;
 		case REMOTE: opt.allow_remote = 1; break;
 		case PGD: opt.pgd = parse_number("--pgd", optarg); opt.have_pgd = 1; break;
 		case LEVELS: opt.levels = (int)parse_number("--levels", optarg); break;
@@ -546,12 +554,60 @@ static void accept_loop(int lfd)
 	}
 }
 
+static void *shm_thread(void *arg)
+{
+	(void)arg;
+	llv_shm_server_run(psk, serve, opt.idle_s, opt.verbose);
+	return NULL;
+}
+
+/* SIGTERM/SIGINT: tell a client on the region that the agent is gone. */
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	llv_shm_server_shutdown();
+	_exit(0);
+}
+
+/* Serves the region; without a TCP listener, the main thread only watches
+ * for the guest going away. */
+static void start_shm_server(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	pthread_t t;
+	char err[512];
+
+	if (llv_shm_server_open(opt.shm_path, err, sizeof(err)))
+		die("%s", err);
+	atexit(llv_shm_server_shutdown);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	if (pthread_create(&t, NULL, shm_thread, NULL))
+		die("cannot start the shared-memory server thread");
+	pthread_detach(t);
+}
+
+static void watch_guest(void)
+{
+	char err[256];
+
+	for (;;) {
+		sleep(1);
+		if (llv_mem_check(&mem, err, sizeof(err))) {
+			fprintf(stderr, "llview-agent: %s: %s; exiting\n", opt.mem_path, err);
+			exit(3);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct llv_mem_driver *driver;
 	struct sockaddr_in addr;
-	char err[512];
-	int lfd;
+	char err[512], where[PATH_MAX + 64] = "";
+	int lfd = -1;
 
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -570,18 +626,28 @@ int main(int argc, char **argv)
 			kernel.nsyms, kernel.decode_ms, (unsigned long long)kernel.vi.stext);
 	if (opt.system_map && llv_kernel_check_system_map(&kernel, opt.system_map) != 0)
 		die("%s does not match the running kernel", opt.system_map);
-	lfd = open_listener(&addr);
+	if (!opt.shm_path || opt.listen_given) {
+		lfd = open_listener(&addr);
+		snprintf(where, sizeof(where), "listening on %s:%u", inet_ntoa(addr.sin_addr),
+			 ntohs(addr.sin_port));
+	}
+	if (opt.shm_path) {
+		start_shm_server();
+		snprintf(where + strlen(where), sizeof(where) - strlen(where),
+			 "%sshared memory at %s", lfd >= 0 ? ", " : "", opt.shm_path);
+	}
 	if (kernel.have_vmcoreinfo)
 		printf("llview-agent ready: release %s, KASLR slide 0x%llx, %u-level paging, "
-		       "%u symbols, listening on %s:%u\n",
+		       "%u symbols, %s\n",
 		       kernel.vi.release, (unsigned long long)kernel.vi.kernel_offset,
-		       kernel.mode->nlevels, kernel.nsyms, inet_ntoa(addr.sin_addr),
-		       ntohs(addr.sin_port));
+		       kernel.mode->nlevels, kernel.nsyms, where);
 	else
 		printf("llview-agent ready: raw image, page tables at 0x%llx, %u-level paging, "
-		       "no symbols, listening on %s:%u\n",
-		       (unsigned long long)kernel.root, kernel.mode->nlevels,
-		       inet_ntoa(addr.sin_addr), ntohs(addr.sin_port));
-	accept_loop(lfd);
+		       "no symbols, %s\n",
+		       (unsigned long long)kernel.root, kernel.mode->nlevels, where);
+	if (lfd >= 0)
+		accept_loop(lfd);
+	else
+		watch_guest();
 	return 0;
 }

@@ -65,8 +65,9 @@ struct llv_conn {
 };
 void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_timeout);
 
-/* shm.c: the ivshmem PCI driver; each bound device is served by its own thread. */
-int llv_shm_register(void);
+/* shm.c: the ivshmem PCI driver; each bound device is served by its own thread.
+ * A client silent for idle_seconds (0: never) loses the region. */
+int llv_shm_register(unsigned int idle_seconds);
 void llv_shm_unregister(void);
 
 /* requests.c: answers one authenticated request. req/len is the plaintext

@@ -3,6 +3,8 @@
  * main.c - the llview in-kernel agent (llview_agent.ko): module load and
  * unload, the write-once key device /dev/llview-key, and the kernel thread
  * that listens on TCP 0.0.0.0:<port> and serves one IDS connection at a time.
+ * When the guest has an ivshmem device, shm.c serves it as well, at the same
+ * time, with its own thread and session.
  *
  * The key reaches the module only through the device (mode 0200, exactly 32
  * bytes, once): never a module parameter, /proc, /sys or the kernel log.
@@ -30,7 +32,8 @@ module_param(port, ushort, 0444);
 MODULE_PARM_DESC(port, "TCP port the agent listens on (all guest interfaces)");
 static uint idle_timeout = 300;
 module_param(idle_timeout, uint, 0444);
-MODULE_PARM_DESC(idle_timeout, "seconds an idle IDS keeps the (single) connection slot");
+MODULE_PARM_DESC(idle_timeout, "seconds an idle IDS keeps the (single) connection slot or "
+		 "shared-memory region (0: for ever)");
 
 static struct socket *listen_sock;
 static struct task_struct *server;
@@ -39,6 +42,7 @@ static bool stopping;
 static DEFINE_MUTEX(conn_lock);
 static struct socket *active_sock;
 static u8 *rx_buf, *tx_buf;
+static struct llv_session tcp_session;
 
 static ssize_t key_write(struct file *file, const char __user *buf, size_t len, loff_t *pos)
 {
@@ -76,7 +80,7 @@ static struct miscdevice key_dev = {
 
 static int serve(void *unused)
 {
-	struct llv_conn conn = { .rx = rx_buf, .tx = tx_buf };
+	struct llv_conn conn = { .session = &tcp_session, .rx = rx_buf, .tx = tx_buf };
 
 	while (!READ_ONCE(stopping)) {
 		struct socket *sock;
@@ -131,6 +135,9 @@ static int __init agent_init(void)
 	rc = llv_crypto_init();
 	if (rc)
 		return rc;
+	rc = llv_session_alloc(&tcp_session);
+	if (rc)
+		goto free_crypto;
 	rc = -ENOMEM;
 	rx_buf = alloc_pages_exact(LLV_FRAME_MAX, GFP_KERNEL | __GFP_ZERO);
 	tx_buf = alloc_pages_exact(LLV_FRAME_MAX, GFP_KERNEL | __GFP_ZERO);
@@ -155,10 +162,17 @@ static int __init agent_init(void)
 		rc = PTR_ERR(server);
 		goto deregister;
 	}
+	rc = llv_shm_register(idle_timeout);
+	if (rc)
+		goto stop_server;
 	pr_info("llview_agent: listening on 0.0.0.0:%u; write the key to /dev/%s\n", port,
 		key_dev.name);
 	return 0;
 
+stop_server:
+	WRITE_ONCE(stopping, true);
+	kernel_sock_shutdown(listen_sock, SHUT_RDWR);
+	kthread_stop(server);
 deregister:
 	misc_deregister(&key_dev);
 release_socket:
@@ -168,6 +182,8 @@ free_buffers:
 		free_pages_exact(rx_buf, LLV_FRAME_MAX);
 	if (tx_buf)
 		free_pages_exact(tx_buf, LLV_FRAME_MAX);
+	llv_session_free(&tcp_session);
+free_crypto:
 	llv_crypto_exit();
 	return rc;
 }
@@ -185,8 +201,10 @@ static void __exit agent_exit(void)
 	mutex_unlock(&conn_lock);
 	kthread_stop(server);
 	sock_release(listen_sock);
-	llv_wipe_psk();
-	llv_crypto_exit();
+	/* Stops every shared-memory thread, each ending its session with an error. */
+	llv_shm_unregister();
+	llv_session_free(&tcp_session);
+	llv_crypto_exit(); /* wipes the key */
 	memzero_explicit(rx_buf, LLV_FRAME_MAX); /* pages and addresses served in clear */
 	memzero_explicit(tx_buf, LLV_FRAME_MAX);
 	free_pages_exact(rx_buf, LLV_FRAME_MAX);
@@ -198,5 +216,6 @@ module_init(agent_init);
 module_exit(agent_exit);
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("llview");
-MODULE_DESCRIPTION("llview in-kernel agent: serves kernel memory to an IDS over AES-256-GCM TCP");
+MODULE_DESCRIPTION("llview in-kernel agent: serves kernel memory to an IDS over AES-256-GCM "
+		   "TCP and ivshmem shared memory");
 MODULE_SOFTDEP("pre: gcm ctr ghash-generic");

@@ -1,12 +1,20 @@
-"""`llview vm start|exec|stop|list|info`: the monitored QEMU guest from the command line."""
+"""`llview vm start|exec|stop|list|info`: the monitored QEMU guest from the command line.
+
+`llview vm start --name t1 --agent kernel --key key.bin` boots a guest whose kernel runs the
+llview agent module, with an ivshmem region (--shm, on by default with the kernel agent) and the
+workload confined in its own namespaces (--confine, on by default); it prints the --agent URLs
+an IDS uses to reach the in-kernel agent (tcp://127.0.0.1:PORT and shm:/dev/shm/...).
+"""
 
 import argparse
 import json
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
-from llview.vm.qemu import DEFAULT_MEMORY, DEFAULT_TASKS, VM
+from llview.keys import read_key_file
+from llview.vm.qemu import AGENTS, DEFAULT_MEMORY, DEFAULT_TASKS, VM
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +34,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="seconds to wait for the boot (default %(default)s)")
     start.add_argument("--file", action="append", default=[], metavar="HOST:GUEST",
                        help="copy a host file into the guest's initramfs (repeatable)")
+    start.add_argument("--agent", choices=AGENTS, default="none",
+                       help="kernel: load the in-kernel agent (llview_agent.ko) at boot")
+    start.add_argument("--key", metavar="FILE",
+                       help="the agent's 32-byte key file (mode 0600), for --agent kernel")
+    start.add_argument("--agent-port", type=int, metavar="PORT",
+                       help="127.0.0.1 port forwarded to the guest agent (default: a free one)")
+    start.add_argument("--shm", action=argparse.BooleanOptionalAction, default=None,
+                       help="add an ivshmem device backed by a /dev/shm file, for the "
+                            "shared-memory transport (default: on with --agent kernel)")
+    start.add_argument("--confine", action=argparse.BooleanOptionalAction, default=True,
+                       help="run the known daemons in their own pid/mount/net/uts namespaces "
+                            "(default: on)")
     start.set_defaults(func=_start)
 
     run = sub.add_parser("exec", help="run a shell command in the guest: vm exec t1 -- CMD...")
@@ -56,9 +76,22 @@ def _start(args: argparse.Namespace) -> int:
             print(f"llview: error: --file {spec!r}: use HOST_PATH:/GUEST/PATH", file=sys.stderr)
             return 2
         files[guest] = host
+    if args.agent == "kernel" and not args.key:
+        print("llview: error: --agent kernel needs --key FILE (make one with "
+              "`llview keygen FILE`)", file=sys.stderr)
+        return 2
+    if args.key and args.agent != "kernel":
+        print("llview: error: --key is only used with --agent kernel", file=sys.stderr)
+        return 2
+    key = read_key_file(Path(args.key)) if args.key else None
     vm = VM.start(args.name, kernel=args.kernel, memory=args.memory, tasks=args.tasks,
-                  accel=args.accel, timeout=args.timeout, files=files)
+                  accel=args.accel, timeout=args.timeout, files=files, agent=args.agent,
+                  key=key, host_port=args.agent_port, shm=args.shm, confine=args.confine)
     print(f"{vm.name} pid {vm.pid} ram {vm.ram_path} port {vm.host_port}")
+    for url in vm.urls():
+        print(f"agent: --agent {url}")
+    if vm.shm_path and vm.agent != "kernel":
+        print(f"shm region: {vm.shm_path} (no agent serves it in the guest)")
     return 0
 
 

@@ -2,6 +2,9 @@
 
 The archive (cpio "newc", gzip) is written by Python, so device nodes need no root and the bytes
 are reproducible; it is cached under cache_dir()/vm-images/ keyed by the hash of its contents.
+Per-guest files (kernel modules, the agent's key, its init commands) go into a second archive,
+build_extra_archive(), that the kernel unpacks over the first: the shared image never holds
+anything private to one guest.
 """
 
 from __future__ import annotations
@@ -30,6 +33,28 @@ KNOWN_DAEMONS: dict[str, str] = {
     "llv-netmon-daemon": "while :; do sleep 100000000; done\n",
 }
 TASK_COMM_LEN = 16
+
+# The confined workload's init (PID 1 of its own pid, mount, net and uts namespaces, started by
+# the guest init with `unshare` when the kernel command line says llview.confine=1). The known
+# daemons run under it; the exec server and the in-kernel agent stay outside.
+CONTAINER_INIT = "llv-container"
+CONTAINER_HOSTNAME = "llview-container"
+CONTAINER_READY = "/run/llview-container-ready"
+_CONTAINER_SCRIPT = f"""#!/bin/sh
+# llview container init: PID 1 of the confined workload's pid, mount, net and uts namespaces.
+hostname {CONTAINER_HOSTNAME}
+ip link set lo up 2>/dev/null
+while read -r daemon; do
+    if [ -x "/bin/$daemon" ]; then
+        "/bin/$daemon" </dev/null >/dev/null 2>&1 &
+    fi
+done < /etc/llview/daemons
+# /run is the same tmpfs outside: the guest init waits for this before counting tasks.
+touch {CONTAINER_READY}
+while :; do wait; sleep 100000000; done
+"""
+# Where the guest init looks for the per-guest agent commands (see guest_init.sh).
+AGENT_INIT_PATH = "/etc/llview/agent-init.sh"
 
 
 def known_comms() -> list[str]:
@@ -123,6 +148,7 @@ def build_archive(busybox: Path) -> bytes:
     for name, body in KNOWN_DAEMONS.items():
         archive.file(f"bin/{name}", f"#!/bin/sh\n# llview known daemon {name}\n{body}".encode(),
                      0o755)
+    archive.file(f"bin/{CONTAINER_INIT}", _CONTAINER_SCRIPT.encode(), 0o755)
     archive.file("etc/llview/exec-server.awk", _data_file("exec_server.awk"))
     archive.file("etc/llview/run-request", _data_file("run_request.sh"), 0o755)
     archive.file("etc/llview/daemons", "".join(f"{n}\n" for n in KNOWN_DAEMONS).encode())
@@ -145,25 +171,34 @@ def build_initramfs(quiet: bool = False) -> Path:
     return path
 
 
-def build_extra_archive(files: dict[str, Path]) -> bytes:
-    """A cpio archive (uncompressed) putting host files at guest paths, parent directories too.
+def build_extra_archive(files: dict[str, Path | tuple[Path, int]],
+                        blobs: dict[str, tuple[bytes, int]] | None = None) -> bytes:
+    """A cpio archive (uncompressed) putting host files and in-memory blobs at guest paths,
+    parent directories too. A file keeps its host mode unless given as (path, mode); a blob is
+    (bytes, mode), for contents that must never touch the host disk on their own (a key).
 
     The kernel unpacks concatenated archives in order, so this can follow the cached base image.
     """
+    entries: dict[str, tuple[bytes, int]] = {}
+    for guest_path, spec in files.items():
+        host, mode = spec if isinstance(spec, tuple) else (Path(spec), None)
+        host = Path(host)
+        if not host.is_file():
+            raise LlviewError(f"file to copy into the guest {host} does not exist")
+        entries[guest_path] = (host.read_bytes(),
+                               host.stat().st_mode & 0o777 if mode is None else mode)
+    entries.update(blobs or {})
     archive = _Cpio()
     made: set[str] = set()
-    for guest_path, host_path in sorted(files.items()):
+    for guest_path, (data, mode) in sorted(entries.items()):
         parts = guest_path.strip("/").split("/")
         if not guest_path.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise LlviewError(f"guest path {guest_path!r} must be absolute and plain "
                               "(no '.', '..' or empty parts)")
-        host = Path(host_path)
-        if not host.is_file():
-            raise LlviewError(f"file to copy into the guest {host} does not exist")
         for depth in range(1, len(parts)):
             directory = "/".join(parts[:depth])
             if directory not in made:
                 archive.directory(directory)
                 made.add(directory)
-        archive.file("/".join(parts), host.read_bytes(), host.stat().st_mode & 0o777)
+        archive.file("/".join(parts), data, mode & 0o777)
     return archive.finish()

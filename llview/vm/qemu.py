@@ -1,9 +1,22 @@
 """The monitored guest: QEMU booting a kernel profile with llview's initramfs, RAM in a file.
 
-State of a guest named N lives in cache_dir()/vms/N/: state.json (pid, RAM file, ports, sockets),
-console.log (the kernel console, ttyS0), exec.sock (ttyS1, served by the guest init for
-`vm exec`), qmp.sock (QEMU's machine protocol) and qemu.log. Guest RAM is a shared
+State of a guest named N lives in cache_dir()/vms/N/ (mode 0700): state.json (pid, RAM file,
+ports, sockets), console.log (the kernel console, ttyS0), exec.sock (ttyS1, served by the guest
+init for `vm exec`), qmp.sock (QEMU's machine protocol) and qemu.log. Guest RAM is a shared
 memory-backend-file in /dev/shm that the host-side agent maps.
+
+Options of start():
+- agent="kernel": the in-kernel agent (llview/kmod.py) is built for the guest's kernel and
+  loaded by the guest init, with the 32-byte key. The key travels only in a per-guest initramfs
+  overlay (0600, in the 0700 state directory, deleted as soon as QEMU has loaded it), never in
+  the shared cached image. It listens on guest port 7070, forwarded from 127.0.0.1:host_port.
+- shm (default: on with the kernel agent): an ivshmem-plain PCI device backed by the file
+  shm_path in /dev/shm (SHM_SIZE bytes), which the module serves and the IDS maps
+  (`--agent shm:PATH`). Removed at stop.
+- confine (default on): the known daemons run in a "container", their own pid, mount, net and
+  uts namespaces under /bin/llv-container; the agent and the exec server stay outside.
+  confined_comms names what runs inside.
+RAM and shm files are created 0600 before QEMU opens them (QEMU itself would make them 0644).
 """
 
 from __future__ import annotations
@@ -23,18 +36,28 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from llview import kmod
 from llview.kernel.profile import Profile, load_profile
 from llview.paths import LlviewError, cache_dir
-from llview.vm.initramfs import build_extra_archive, build_initramfs
+from llview.vm.initramfs import (
+    AGENT_INIT_PATH,
+    CONTAINER_INIT,
+    build_extra_archive,
+    build_initramfs,
+    known_comms,
+)
 
 QEMU = "qemu-system-x86_64"
 READY_MARKER = "LLVIEW-GUEST-READY"
 GUEST_AGENT_PORT = 7070  # the guest port the forwarded host port reaches
 DEFAULT_MEMORY = "512M"
 DEFAULT_TASKS = 250
+AGENTS = ("none", "kernel")
+KEY_LEN = 32
+SHM_SIZE = kmod.SHM_REGION_SIZE  # LLV_SHM_SIZE of agents/common/llview_shm.h
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path minus the terminating NUL
 MAX_EXEC_PAYLOAD = 1 << 20  # base64 bytes of one `vm exec` script
@@ -72,10 +95,28 @@ def _free_local_port() -> int:
         return s.getsockname()[1]
 
 
-def _ram_path(name: str, state_dir: Path) -> str:
-    """/dev/shm/llview-NAME-HASH.ram: the hash keeps guests of different caches apart."""
+def _shm_file(name: str, state_dir: Path, suffix: str) -> str:
+    """/dev/shm/llview-NAME-HASH.SUFFIX: the hash keeps guests of different caches apart."""
     tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
-    return f"/dev/shm/llview-{name}-{tag}.ram"
+    return f"/dev/shm/llview-{name}-{tag}.{suffix}"
+
+
+def _ram_path(name: str, state_dir: Path) -> str:
+    return _shm_file(name, state_dir, "ram")
+
+
+def _create_private(path: str) -> None:
+    """A new empty 0600 file for QEMU to size and map (it would create 0644 ones itself).
+
+    O_EXCL|O_NOFOLLOW: /dev/shm is world-writable, so never follow someone else's symlink."""
+    Path(path).unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _say(msg: str, quiet: bool) -> None:
@@ -103,19 +144,52 @@ class VM:
     boot_seconds: float = 0.0
     guest_tasks: int = 0
     la57: bool = False
+    agent: str = "none"  # "kernel": llview_agent.ko runs in the guest
+    shm_path: str = ""  # the ivshmem region's file, "" without --shm
+    shm_size: int = 0
+    confined: bool = False
+    confined_comms: list[str] = field(default_factory=list)  # comm values inside the container
+
+    @property
+    def tcp_url(self) -> str:
+        """The IDS's --agent URL for the in-kernel agent over TCP."""
+        return f"tcp://127.0.0.1:{self.host_port}"
+
+    @property
+    def shm_url(self) -> str:
+        """The IDS's --agent URL for the in-kernel agent over the ivshmem region."""
+        return f"shm:{self.shm_path}" if self.shm_path else ""
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     @classmethod
     def start(cls, name: str, kernel: str | None = None, memory: str = DEFAULT_MEMORY,
               tasks: int = DEFAULT_TASKS, accel: str = "tcg", timeout: float = 180.0,
-              quiet: bool = False, files: dict[str, str | Path] | None = None) -> VM:
-        """Boots a guest and waits until `exec` works.
+              quiet: bool = False, files: dict[str, str | Path] | None = None,
+              agent: str = "none", key: bytes | None = None, host_port: int | None = None,
+              shm: bool | None = None, confine: bool = True) -> VM:
+        """Boots a guest and waits until `exec` works (and, with agent="kernel", the agent
+        has loaded and taken the key).
 
         files maps guest paths to host files placed in the initramfs (e.g. kernel modules):
-        the fast way in, since the exec serial line carries only ~20 KB/s.
+        the fast way in, since the exec serial line carries only ~20 KB/s. host_port is the
+        127.0.0.1 port forwarded to the guest's agent port (default: a free one); shm=None
+        means "on with the kernel agent".
         """
         check_name(name)
+        if agent not in AGENTS:
+            raise LlviewError(f"bad agent {agent!r}: choose one of {', '.join(AGENTS)}")
+        if agent == "kernel" and key is None:
+            raise LlviewError("--agent kernel needs a key: --key FILE (make one with "
+                              "`llview keygen FILE`)")
+        if agent != "kernel" and key is not None:
+            raise LlviewError("a key is only used with --agent kernel")
+        if key is not None and len(key) != KEY_LEN:
+            raise LlviewError(f"the agent key must be {KEY_LEN} bytes, not {len(key)}")
+        if host_port is not None and not 1 <= host_port <= 65535:
+            raise LlviewError(f"--agent-port {host_port}: choose 1..65535")
+        if shm is None:
+            shm = agent == "kernel"
         if accel not in ("tcg", "kvm"):
             raise LlviewError(f"bad accelerator {accel!r}: tcg or kvm")
         if accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -126,6 +200,9 @@ class VM:
         if shutil.which(QEMU) is None:
             raise LlviewError(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
         profile = load_profile(kernel)
+        guest_agent = None
+        if agent == "kernel":
+            guest_agent = kmod.guest_agent(profile, port=GUEST_AGENT_PORT, quiet=quiet)
 
         state_dir = vms_dir() / name
         if (state_dir / "state.json").exists():
@@ -135,36 +212,55 @@ class VM:
                                   f"`llview vm stop {name}` first")
             old._cleanup()
         shutil.rmtree(state_dir, ignore_errors=True)
-        state_dir.mkdir(parents=True)
+        state_dir.mkdir(parents=True, mode=0o700)
+        state_dir.chmod(0o700)  # whatever the umask: the overlay holding the key lands here
         exec_socket = state_dir / "exec.sock"
         if len(str(exec_socket)) > _SUN_PATH_MAX - 2:
             raise LlviewError(f"state directory {state_dir} is too long for a unix socket path; "
                               "set LLVIEW_HOME to a shorter directory")
         initrd = build_initramfs(quiet=quiet)
-        if files:
-            extra = build_extra_archive({g: Path(h) for g, h in files.items()})
-            combined = state_dir / "initrd.cpio.gz"
-            combined.write_bytes(initrd.read_bytes() + gzip.compress(extra, mtime=0))
-            initrd = combined
+        overlay: dict[str, str | Path | tuple[Path, int]] = {g: Path(h) for g, h in
+                                                             (files or {}).items()}
+        blobs: dict[str, tuple[bytes, int]] = {}
+        if guest_agent is not None:
+            overlay.update(guest_agent.files)
+            blobs[guest_agent.key_path] = (key, 0o600)
+            blobs[AGENT_INIT_PATH] = (guest_agent.init_script.encode(), 0o755)
+        # Per-guest files (the key!) go only into this overlay, never into the shared image.
+        overlay_path = state_dir / "initrd.cpio.gz"
+        if overlay or blobs:
+            extra = build_extra_archive(overlay, blobs)
+            _write_private(overlay_path, initrd.read_bytes() + gzip.compress(extra, mtime=0))
+            initrd = overlay_path
         vm = cls(name=name, pid=0, state_dir=str(state_dir),
                  ram_path=_ram_path(name, state_dir), ram_size=ram_size,
-                 host_port=_free_local_port(), console_log=str(state_dir / "console.log"),
+                 host_port=host_port or _free_local_port(),
+                 console_log=str(state_dir / "console.log"),
                  exec_socket=str(exec_socket), qmp_socket=str(state_dir / "qmp.sock"),
                  kernel_release=profile.release, kernel_dir=str(profile.directory or profile.root),
-                 accel=accel, tasks=tasks)
-        Path(vm.ram_path).unlink(missing_ok=True)
+                 accel=accel, tasks=tasks, agent=agent,
+                 shm_path=_shm_file(name, state_dir, "shm") if shm else "",
+                 shm_size=SHM_SIZE if shm else 0, confined=confine)
+        _create_private(vm.ram_path)
+        if vm.shm_path:
+            Path(vm.shm_path).unlink(missing_ok=True)  # a stale one of this name and cache
+            kmod.create_shm_region(vm.shm_path)
         cmd = vm._qemu_command(str(profile.vmlinuz), str(initrd))
-        _say(f"starting guest {name}: kernel {profile.release}, {memory} RAM, {accel.upper()}",
-             quiet)
+        _say(f"starting guest {name}: kernel {profile.release}, {memory} RAM, {accel.upper()}"
+             f"{', in-kernel agent' if agent == 'kernel' else ''}"
+             f"{', ivshmem' if shm else ''}{', confined workload' if confine else ''}", quiet)
         began = time.monotonic()
         with open(state_dir / "qemu.log", "w") as log:
-            # -daemonize: QEMU forks, and the parent exits once the machine is set up.
+            # -daemonize: QEMU forks, and the parent exits once the machine is set up (the
+            # kernel and initrd are loaded into guest RAM by then).
             try:
                 done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                       stderr=subprocess.PIPE, text=True, timeout=60, check=False)
             except subprocess.TimeoutExpired:
                 vm._cleanup()
                 raise LlviewError("QEMU did not finish setting up the machine in 60 s") from None
+            finally:
+                overlay_path.unlink(missing_ok=True)  # it may hold the key: no copy stays
         if done.returncode != 0:
             vm._cleanup()
             hint = ("\n(KVM often fails in nested setups; the default --accel tcg works everywhere)"
@@ -188,10 +284,18 @@ class VM:
              f"host port {vm.host_port}", quiet)
         return vm
 
+    def urls(self) -> list[str]:
+        """The --agent URLs that reach this guest's in-kernel agent (none without one)."""
+        if self.agent != "kernel":
+            return []
+        return [self.tcp_url, *([self.shm_url] if self.shm_path else [])]
+
     def _qemu_command(self, vmlinuz: str, initrd: str) -> list[str]:
         state = Path(self.state_dir)
         mib = self.ram_size >> 20
-        append = f"console=ttyS0 panic=-1 llview.tasks={self.tasks}"
+        append = (f"console=ttyS0 panic=-1 llview.tasks={self.tasks} "
+                  f"llview.confine={int(self.confined)}")
+        shm = kmod.ivshmem_qemu_args(self.shm_path, "shm0") if self.shm_path else []
         return [
             QEMU, "-name", f"llview-{self.name}",
             "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
@@ -206,6 +310,7 @@ class VM:
             "-netdev", (f"user,id=n0,restrict=on,"
                         f"hostfwd=tcp:127.0.0.1:{self.host_port}-:{GUEST_AGENT_PORT}"),
             "-device", "virtio-net-pci,netdev=n0",
+            *shm,
             "-no-reboot", "-daemonize", "-pidfile", str(state / "qemu.pid"),
         ]
 
@@ -213,13 +318,19 @@ class VM:
         _say(f"waiting for the guest to boot (TCG takes ~10-30 s; timeout {timeout:.0f} s)",
              quiet)
         next_note = began + 10
-        marker = re.compile(READY_MARKER + r" tasks=(\d+) la57=(\d+)")
+        marker = re.compile(READY_MARKER + r" tasks=(\d+) la57=(\d+) agent=(\S+) confined=(\S+)")
         while True:
             text = self.console_text()
             found = marker.search(text)
             if found:
                 self.guest_tasks = int(found.group(1))
                 self.la57 = int(found.group(2)) > 0
+                if self.agent == "kernel" and found.group(3) != "1":
+                    raise LlviewError(f"guest {self.name}: the in-kernel agent did not load; "
+                                      f"console tail:\n{self._tail(text)}")
+                if self.confined and found.group(4) != "1":
+                    raise LlviewError(f"guest {self.name}: the confined workload did not start "
+                                      f"(unshare); console tail:\n{self._tail(text)}")
                 break
             now = time.monotonic()
             if not self.alive():
@@ -237,6 +348,15 @@ class VM:
         if rc != 0 or out.strip() != "llview-exec-ok":
             raise LlviewError(f"guest {self.name} booted but `vm exec` does not answer "
                               f"(rc {rc}, {out!r})")
+        if self.agent == "kernel":
+            # kmod's init commands say on the console when the key device refused the key.
+            rc, out = self.exec(f"test -e {kmod.GUEST_KEY_PATH} && echo key-file-left")
+            text = self.console_text()
+            if "key not accepted" in text or "key-file-left" in out:
+                raise LlviewError(f"guest {self.name}: the in-kernel agent did not take its "
+                                  f"key; console tail:\n{self._tail(text)}")
+        if self.confined:
+            self.confined_comms = [CONTAINER_INIT, *known_comms()]
 
     @staticmethod
     def _tail(text: str, lines: int = 15) -> str:
@@ -309,9 +429,12 @@ class VM:
 
     def _cleanup(self, keep_logs: bool = False) -> None:
         Path(self.ram_path).unlink(missing_ok=True)
+        if self.shm_path:
+            Path(self.shm_path).unlink(missing_ok=True)
         state = Path(self.state_dir)
         if keep_logs:
-            for leftover in ("state.json", "exec.sock", "qmp.sock", "exec.lock", "qemu.pid"):
+            for leftover in ("state.json", "exec.sock", "qmp.sock", "exec.lock", "qemu.pid",
+                             "initrd.cpio.gz"):
                 (state / leftover).unlink(missing_ok=True)
         else:
             shutil.rmtree(state, ignore_errors=True)

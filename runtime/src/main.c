@@ -32,7 +32,8 @@ char rt_transport_error_text[256];
 
 void llview_scan_begin(void);
 
-static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport };
+static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport,
+							     &rt_shm_transport };
 
 static const char usage[] =
 	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--read-ahead N]\n"
@@ -40,7 +41,8 @@ static const char usage[] =
 	"\n"
 	"An llview IDS program: reads the monitored kernel's memory through an agent.\n"
 	"\n"
-	"  --agent URL      the agent to read guest memory from (tcp://HOST:PORT)\n"
+	"  --agent URL      the agent to read guest memory from: tcp://HOST:PORT, or\n"
+	"                   shm:PATH for a shared-memory region (shm:/dev/shm/NAME)\n"
 	"  --key FILE       the 32-byte pre-shared key (mode 0600, e.g. from llview keygen)\n"
 	"  --json           records, alerts and printk lines as one JSON object per line\n"
 	"  --max-reads N    end the scan after N guest reads (default %ld): bounds a\n"
@@ -262,7 +264,9 @@ int main(int argc, char **argv)
 	if (!key_path)
 		rt_die("--key FILE is required (see --help)");
 
-	const char *sep = strstr(rt_agent_url, "://");
+	/* SCHEME:REST; a "//" after the colon is dropped (tcp://HOST:PORT,
+	 * shm:/dev/shm/NAME and shm:///dev/shm/NAME all work). */
+	const char *sep = strchr(rt_agent_url, ':');
 	for (size_t i = 0; sep && i < sizeof(transports) / sizeof(transports[0]); i++) {
 		size_t len = strlen(transports[i]->scheme);
 
@@ -271,11 +275,17 @@ int main(int argc, char **argv)
 			rt_transport = transports[i];
 	}
 	if (!rt_transport)
-		rt_die("--agent '%s': unsupported URL (expected tcp://HOST:PORT)", rt_agent_url);
+		rt_die("--agent '%s': unsupported URL (expected tcp://HOST:PORT or shm:PATH)",
+		       rt_agent_url);
+	const char *where = sep + 1;
+	if (!strncmp(where, "//", 2))
+		where += 2;
+	else if (rt_transport == &rt_tcp_transport)
+		rt_die("--agent '%s': expected tcp://HOST:PORT", rt_agent_url);
 
 	if (llv_load_key(key_path, key, err, sizeof(err)))
 		rt_die("%s", err);
-	int rc = rt_transport->connect(sep + 3, key, rt_timeout_s, err, sizeof(err));
+	int rc = rt_transport->connect(where, key, rt_timeout_s, err, sizeof(err));
 	/* The session has its own keys now; the pre-shared key is not needed. */
 	OPENSSL_cleanse(key, sizeof(key));
 	if (rc == RT_E_SEE_MESSAGE)

@@ -31,7 +31,7 @@ static inline int rt_is_guest(uint64_t addr)
 	return (addr & RT_GUEST_BIT) != 0;
 }
 
-/* ---- transport (transport.c, transport_tcp.c) ---- */
+/* ---- transport (transport_tcp.c, transport_shm.c) ---- */
 
 /* One way of reaching an agent, picked by the --agent URL's scheme. Every
  * call returns 0 or a negative enum llv_error / llv_wire_error; a message
@@ -39,7 +39,7 @@ static inline int rt_is_guest(uint64_t addr)
 #define RT_E_SEE_MESSAGE (-1000) /* connect failed locally; err says why */
 
 struct rt_transport_ops {
-	const char *scheme; /* "tcp" */
+	const char *scheme; /* "tcp", "shm" */
 	int (*connect)(const char *where, const u8 key[LLV_KEY_LEN], int timeout_s, char *err,
 		       size_t errlen);
 	/* Reads n (<= LLV_MAX_PAGES) pages: out[i] receives the 4 KiB page of
@@ -52,6 +52,7 @@ struct rt_transport_ops {
 };
 
 extern const struct rt_transport_ops rt_tcp_transport;
+extern const struct rt_transport_ops rt_shm_transport;
 
 struct rt_stats {
 	uint64_t requests;

@@ -8,12 +8,14 @@ one definition of the protocol.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import os
 import re
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,10 @@ class Client:
     def close(self) -> None:
         self.sock.close()
 
+    def send_raw(self, frame: bytes) -> None:
+        """Sends bytes as they are (a frame, or something forged)."""
+        self.sock.sendall(frame)
+
     # ---- frames ----------------------------------------------------------------------
 
     def seal(self, plaintext: bytes, seq: int | None = None) -> bytes:
@@ -135,7 +141,7 @@ class Client:
         return Reply(mtype, flags, count, pt[MSG.size:])
 
     def request(self, mtype: int, count: int, body: bytes = b"") -> Reply:
-        self.sock.sendall(self.seal(MSG.pack(mtype, 0, count) + body))
+        self.send_raw(self.seal(MSG.pack(mtype, 0, count) + body))
         return self.recv_reply()
 
     def expect_error(self) -> AgentError:
@@ -189,3 +195,184 @@ class Client:
         kaslr, pob, levels, _, release = INFO.unpack(rep.body)
         return {"kaslr_offset": kaslr, "page_offset_base": pob, "paging_levels": levels,
                 "release": release.split(b"\0")[0].decode()}
+
+
+# ---- the shared-memory transport (agents/common/llview_shm.h) --------------------------------
+
+SHM_H = PROTO_H.with_name("llview_shm.h")
+
+
+def _shm_constants() -> dict[str, int]:
+    text = SHM_H.read_text()
+    found = {name: int(value, 0) for name, value in
+             re.findall(r"#define\s+(LLV_SHM_\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\b", text)}
+    found["LLV_SHM_SIZE"] = 1 << int(re.search(r"LLV_SHM_SIZE\s+\(1u\s*<<\s*(\d+)\)",
+                                               text).group(1))
+    found["LLV_SHM_AREA_SIZE"] = (found["LLV_SHM_SIZE"] - found["LLV_SHM_CONTROL_SIZE"]) // 2
+    found.update({name: int(value) for name, value in
+                  re.findall(r"\b(LLV_SHM_\w+)\s*=\s*(\d+)", text)})
+    return found
+
+
+SHM = _shm_constants()
+# struct llv_shm_control: magic, version, server_ready, owner, state, generation, request_len,
+# reply_len, then the two hellos.
+SHM_CONTROL = struct.Struct("<8I")
+SHM_CLIENT_HELLO_AT = SHM_CONTROL.size
+SHM_SERVER_HELLO_AT = SHM_CLIENT_HELLO_AT + HELLO.size
+_OFF = {name: 4 * i for i, name in enumerate(
+    ["magic", "version", "server_ready", "owner", "state", "generation", "request_len",
+     "reply_len"])}
+
+
+class ShmClient(Client):
+    """One session through a shared-memory region (a mapped /dev/shm file), same requests and
+    forgeries as Client. Python has no compare-and-swap on a mapping, so the claim and the
+    state moves are plain stores: fine for tests, where one client uses a region at a time
+    (the C runtime claims with a real CAS). A stale owner is replaced only if its pid is gone.
+    """
+
+    def __init__(self, path: str | Path, psk: bytes, timeout: float = 10.0,
+                 handshake: bool = True, owner: int | None = None):
+        import mmap
+
+        self.psk = psk
+        self.timeout = timeout
+        self.send_seq = 0
+        self.recv_seq = 0
+        self.owner = owner if owner is not None else os.getpid()
+        fd = os.open(path, os.O_RDWR)
+        try:
+            self.mm = mmap.mmap(fd, SHM["LLV_SHM_SIZE"])
+        finally:
+            os.close(fd)
+        if self.field("magic") != SHM["LLV_SHM_MAGIC"] or not self.field("server_ready"):
+            self.mm.close()
+            raise PeerClosed(f"no agent serves {path}")
+        holder = self.field("owner")
+        if holder not in (0, self.owner) and _pid_alive(holder):
+            self.mm.close()
+            raise PeerClosed(f"region {path} is held by pid {holder}")
+        self.set_field("owner", self.owner)
+        self.seen = self.field("state")
+        if handshake:
+            self.handshake()
+
+    # ---- the control block -----------------------------------------------------------
+
+    @staticmethod
+    def field_of(path: str | Path, name: str) -> int:
+        """One control-block word of the region file, read without joining a session."""
+        with open(path, "rb") as f:
+            f.seek(_OFF[name])
+            return struct.unpack("<I", f.read(4))[0]
+
+    def field(self, name: str) -> int:
+        return struct.unpack_from("<I", self.mm, _OFF[name])[0]
+
+    def set_field(self, name: str, value: int) -> None:
+        """One 4-byte store: struct.pack_into zeroes the word before writing it, and the
+        agent may see that 0 (IDLE) in between."""
+        word = ctypes.c_uint32.from_buffer(self.mm, _OFF[name])
+        word.value = value
+        del word  # a live export would keep the mapping from closing
+
+    def publish(self, state: int) -> None:
+        """A client's state move: after what it wrote (x86 keeps store order)."""
+        if self.field("state") != self.seen:
+            raise PeerClosed(f"agent moved the state to {self.field('state')} first")
+        self.set_field("state", state)
+        self.set_field("generation", (self.field("generation") + 1) & 0xFFFFFFFF)
+        self.seen = state
+
+    def wait_change(self, timeout: float | None = None) -> int:
+        """Waits for the state to leave the one we published; spins, then naps."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        spin_until = time.monotonic() + 0.02
+        while True:
+            state = self.field("state")
+            if state != self.seen:
+                self.seen = state
+                return state
+            now = time.monotonic()
+            if not self.field("server_ready"):
+                raise PeerClosed("agent stopped serving the region")
+            if now > deadline:
+                raise TimeoutError(f"agent did not leave state {state}")
+            if now > spin_until:
+                time.sleep(0.0001)
+
+    # ---- Client's transport hooks ------------------------------------------------------
+
+    def handshake(self) -> None:
+        mine = os.urandom(32)
+        self.send_hello(HELLO.pack(MAGIC, VERSION, ROLE_CLIENT, mine))
+        state = self.wait_change()
+        if state != SHM["LLV_SHM_WELCOME"]:
+            raise PeerClosed(f"hello refused (state {state})")
+        magic, version, role, theirs = HELLO.unpack_from(self.mm, SHM_SERVER_HELLO_AT)
+        assert (magic, version, role) == (MAGIC, VERSION, ROLE_SERVER)
+        self.session_material = SESSION_LABEL + mine + theirs
+        key = hmac.new(self.psk, self.session_material, hashlib.sha256).digest()
+        self.aead = AESGCM(key)
+
+    def send_hello(self, hello: bytes) -> None:
+        self.mm[SHM_CLIENT_HELLO_AT:SHM_CLIENT_HELLO_AT + HELLO.size] = hello
+        self.publish(SHM["LLV_SHM_HELLO"])
+
+    def send_raw(self, frame: bytes, request_len: int | None = None) -> None:
+        """Writes frame into the request area (as much as fits) and publishes REQUEST;
+        request_len may lie about its length."""
+        at = SHM["LLV_SHM_CONTROL_SIZE"]
+        data = bytes(frame[:SHM["LLV_SHM_AREA_SIZE"]])
+        self.mm[at:at + len(data)] = data
+        self.set_field("request_len", len(frame) if request_len is None else request_len)
+        self.publish(SHM["LLV_SHM_REQUEST"])
+
+    def reply_frame(self) -> bytes:
+        """The frame in the reply area, as reply_len announces it (bounds-checked)."""
+        length = self.field("reply_len")
+        if not FRAME_HDR.size + TAG_LEN <= length <= SHM["LLV_SHM_AREA_SIZE"]:
+            raise PeerClosed(f"no frame in the reply area (reply_len {length})")
+        at = SHM["LLV_SHM_CONTROL_SIZE"] + SHM["LLV_SHM_AREA_SIZE"]
+        return bytes(self.mm[at:at + length])
+
+    def recv_frame(self) -> bytes:
+        state = self.wait_change()
+        if state not in (SHM["LLV_SHM_REPLY"], SHM["LLV_SHM_CLOSED"]):
+            raise PeerClosed(f"agent moved to state {state}")
+        frame = self.reply_frame()  # CLOSED carries the sealed error, if there is one
+        header = frame[:FRAME_HDR.size]
+        magic, length, seq = FRAME_HDR.unpack(header)
+        assert magic == MAGIC, f"bad magic {magic:#x}"
+        if state == SHM["LLV_SHM_CLOSED"] and seq != self.recv_seq:
+            raise PeerClosed("agent closed the session without an error reply")
+        assert seq == self.recv_seq, f"agent sent seq {seq}, expected {self.recv_seq}"
+        assert FRAME_HDR.size + length + TAG_LEN == len(frame), "reply_len disagrees"
+        plaintext = self.aead.decrypt(_nonce(ROLE_SERVER, seq), frame[FRAME_HDR.size:], header)
+        self.recv_seq += 1
+        return plaintext
+
+    def expect_closed(self) -> None:
+        state = self.field("state") if self.seen == SHM["LLV_SHM_CLOSED"] else self.wait_change()
+        assert state == SHM["LLV_SHM_CLOSED"], f"agent did not close the session (state {state})"
+
+    def close(self) -> None:
+        """Gives the region back: state IDLE, then owner 0 (as the runtime does)."""
+        if self.mm.closed:
+            return
+        if self.field("owner") == self.owner:
+            self.set_field("state", SHM["LLV_SHM_IDLE"])
+            self.set_field("generation", (self.field("generation") + 1) & 0xFFFFFFFF)
+            self.set_field("owner", 0)
+        self.mm.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
