@@ -676,7 +676,8 @@ def test_guest_stays_responsive_while_the_agent_polls_the_region(kguest: DevGues
     """The shm thread polls the region (1 vCPU, TCG): with no client, and with a client
     whose requests keep it in its fast polling, guest processes run about as fast as with the
     module unloaded. Conditions are interleaved, and the fastest of each compared, since
-    other guests may share the host's cores."""
+    other guests may share the host's cores (about +-30 % here). A thread that kept the one
+    vCPU (spinning) would halve the loop's speed; fixed 50-200 us naps made it 2.7x slower."""
     import threading
 
     def ping(client: Client, stop: threading.Event) -> None:
@@ -684,8 +685,8 @@ def test_guest_stays_responsive_while_the_agent_polls_the_region(kguest: DevGues
             client.info()
 
     idle, polling, unloaded, exec_loaded, exec_unloaded = [], [], [], [], []
-    for _ in range(2):
-        time.sleep(3)  # past the fast-polling window
+    for _ in range(3):
+        time.sleep(3)  # long quiet: the thread naps at its longest
         idle += [_guest_loop_s(kguest) for _ in range(2)]
         started = time.monotonic()
         kguest.check("true")
@@ -711,8 +712,8 @@ def test_guest_stays_responsive_while_the_agent_polls_the_region(kguest: DevGues
               f"client active {min(polling):.2f}, module unloaded {min(unloaded):.2f}; "
               f"`exec true` {min(exec_loaded) * 1e3:.0f} ms loaded, "
               f"{min(exec_unloaded) * 1e3:.0f} ms unloaded")
-    assert min(idle) < 1.3 * min(unloaded), (idle, unloaded)
-    assert min(polling) < 1.6 * min(unloaded), (polling, unloaded)
+    assert min(idle) < 1.5 * min(unloaded), (idle, unloaded)
+    assert min(polling) < 1.7 * min(unloaded), (polling, unloaded)
     assert min(exec_loaded) < 2 * min(exec_unloaded) + 0.2, (exec_loaded, exec_unloaded)
     _expect_agent_still_serves(kguest, "shm")
     _assert_guest_healthy(kguest)
@@ -808,7 +809,9 @@ def test_rmmod_under_load_is_clean(kguest: DevGuest):
             worker.join(60)
         assert not any(worker.is_alive() for worker in workers), "IDS still blocked after rmmod"
         assert clients["shm"].field("server_ready") == 0
-        assert clients["shm"].field("state") == SHM["LLV_SHM_CLOSED"]
+        # CLOSED, unless the Python client's publish (a plain store: no CAS in Python) landed
+        # on the agent's CLOSED just after it; the C runtime's CAS fails there instead.
+        assert clients["shm"].field("state") in (SHM["LLV_SHM_CLOSED"], SHM["LLV_SHM_REQUEST"])
     finally:
         for client in clients.values():
             client.close()

@@ -11,18 +11,23 @@ side must end in errors within the timeouts, never a hang.
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import hmac
+import mmap
 import os
 import signal
 import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from helpers import agent_proc
 from helpers.llview_wire import (
     FRAME_HDR,
@@ -32,6 +37,7 @@ from helpers.llview_wire import (
     MSG,
     PAGE,
     ROLE_CLIENT,
+    SESSION_LABEL,
     SHM,
     VERSION,
     AgentError,
@@ -649,3 +655,134 @@ def test_garbage_flood_keeps_agent_up(agent, psk):
             pass
         c.close()
     assert agent.alive()
+
+
+# ---- a forging agent: the IDS must refuse bad replies, never crash or hang ---------------------
+
+class ForgingAgent(threading.Thread):
+    """A Python agent on a region of its own: answers the hello properly, then the IDS's first
+    request with the forgery named by `scenario`."""
+
+    def __init__(self, psk: bytes, scenario: str):
+        super().__init__(daemon=True)
+        self.path = region_path()
+        self.psk = psk
+        self.scenario = scenario
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, SHM["LLV_SHM_SIZE"])
+        self.mm = mmap.mmap(fd, SHM["LLV_SHM_SIZE"])
+        os.close(fd)
+        struct.pack_into("<II", self.mm, 0, SHM["LLV_SHM_MAGIC"], SHM["LLV_SHM_VERSION"])
+        self.set(OFF_SERVER_READY, 1)
+        self.start()
+
+    def get(self, offset: int) -> int:
+        return struct.unpack_from("<I", self.mm, offset)[0]
+
+    def set(self, offset: int, value: int) -> None:
+        word = ctypes.c_uint32.from_buffer(self.mm, offset)
+        word.value = value
+        del word
+
+    def wait_for(self, state: int) -> None:
+        deadline = time.monotonic() + 20
+        while self.get(OFF_STATE) != state:
+            assert time.monotonic() < deadline, f"the IDS never reached state {state}"
+            time.sleep(0.0002)
+
+    def run(self) -> None:
+        self.wait_for(SHM["LLV_SHM_HELLO"])
+        _, _, _, theirs = HELLO.unpack_from(self.mm, 32)
+        mine = os.urandom(32)
+        self.mm[32 + HELLO.size:32 + 2 * HELLO.size] = HELLO.pack(
+            C["LLV_MAGIC"], VERSION, C["LLV_ROLE_SERVER"], mine)
+        aead = AESGCM(hmac.new(self.psk, SESSION_LABEL + theirs + mine, hashlib.sha256).digest())
+        self.set(OFF_STATE, WELCOME)
+        self.wait_for(SHM["LLV_SHM_REQUEST"])
+        request_len = self.get(OFF_REQUEST_LEN)
+        frame = bytes(self.mm[SHM["LLV_SHM_CONTROL_SIZE"]:SHM["LLV_SHM_CONTROL_SIZE"]
+                              + request_len])
+        _, _, seq = FRAME_HDR.unpack_from(frame)
+        plain = aead.decrypt(struct.pack("<IQ", ROLE_CLIENT, seq), frame[FRAME_HDR.size:],
+                             frame[:FRAME_HDR.size])
+        _, _, count = MSG.unpack_from(plain)
+        body = struct.pack(f"<{count}I", *[OK] * count) + b"\x11" * (PAGE * count)
+        if self.scenario == "bad count":
+            count += 1
+        reply = MSG.pack(C["LLV_REP_READ"], 0, count) + body
+        seq = 1 if self.scenario == "wrong seq" else 0
+        length = MAX_PAYLOAD + 1 if self.scenario == "huge header" else len(reply)
+        header = FRAME_HDR.pack(C["LLV_MAGIC"], length, seq)
+        out = bytearray(header + aead.encrypt(struct.pack("<IQ", C["LLV_ROLE_SERVER"], seq),
+                                              reply, header))
+        if self.scenario == "tampered":
+            out[FRAME_HDR.size + 100] ^= 4
+        if self.scenario == "silent":
+            return
+        at = SHM["LLV_SHM_CONTROL_SIZE"] + AREA
+        self.mm[at:at + len(out)] = bytes(out)
+        reply_len = {"oversized reply_len": AREA + 4096,
+                     "short reply_len": len(out) - 1}.get(self.scenario, len(out))
+        self.set(OFF_REPLY_LEN, reply_len)
+        self.set(OFF_STATE, 99 if self.scenario == "garbage state" else SHM["LLV_SHM_REPLY"])
+
+    def close(self) -> None:
+        self.join(timeout=5)
+        self.mm.close()
+        os.unlink(self.path)
+
+
+OFF_SERVER_READY, OFF_STATE, OFF_REQUEST_LEN, OFF_REPLY_LEN = 8, 16, 24, 28
+
+
+@pytest.mark.parametrize("scenario, message", [
+    ("tampered", "frame failed authentication"),
+    ("wrong seq", "out of sequence"),
+    ("huge header", "too large"),
+    ("oversized reply_len", "malformed"),
+    ("short reply_len", "malformed"),
+    ("bad count", "malformed"),
+    ("garbage state", "closed the connection"),
+    ("silent", "did not answer within 1 s"),
+])
+def test_ids_refuses_forged_replies(ids, key, scenario, message):
+    forger = ForgingAgent(key[1], scenario)
+    try:
+        began = time.monotonic()
+        result = run_ids(ids["reader"], f"shm:{forger.path}", key[0], "--timeout", "1")
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        assert message in result.stderr and result.stderr.startswith("error: agent at shm:")
+        assert "\\x11" not in result.stdout and not result.stdout, "unauthenticated data used"
+        assert time.monotonic() - began < 5
+    finally:
+        forger.close()
+
+
+def test_ids_takes_over_a_dead_owners_region(spare_agent, ids, key):
+    """An owner pid that no longer exists is replaced by the next IDS itself (an in-guest agent
+    cannot see host pids to free the region): shown with the agent frozen meanwhile."""
+    a = spare_agent()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    a.proc.send_signal(signal.SIGSTOP)
+    fd = os.open(a.shm, os.O_RDWR)
+    region = mmap.mmap(fd, SHM["LLV_SHM_SIZE"])
+    os.close(fd)
+    try:
+        struct.pack_into("<I", region, OFF_OWNER, dead.pid)
+        proc = subprocess.Popen([str(ids["reader"]), "--agent", f"shm:{a.shm}", "--key",
+                                 str(key[0]), "--timeout", "10"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 5
+        while struct.unpack_from("<I", region, OFF_OWNER)[0] != proc.pid:
+            assert time.monotonic() < deadline, "the IDS did not take the region over"
+            time.sleep(0.01)
+        a.proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=15)
+        expect_reader_output(subprocess.CompletedProcess([], proc.returncode, out, err))
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+        region.close()
+
+
+OFF_OWNER = 12

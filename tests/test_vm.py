@@ -459,6 +459,13 @@ def test_kernel_agent_loaded_and_reachable(kernel_agent):
     assert "llview_agent" in modules
     # It answers on the forwarded port only with the right key.
     assert not serving(vm, os.urandom(32))
+    info = json.loads(subprocess.run([*LLVIEW, "vm", "info", vm.name], capture_output=True,
+                                     text=True, check=True).stdout)
+    assert info["agent_urls"] == vm.urls() and info["agent"] == "kernel"
+    listing = subprocess.run([*LLVIEW, "vm", "list"], capture_output=True, text=True,
+                             check=True).stdout
+    assert re.search(rf"^{vm.name}\s+running\s+{vm.pid}\s+{vm.host_port}\s+kernel\+shm\s",
+                     listing, re.M)
     print(f"\nguest with the in-kernel agent booted in {vm.boot_seconds:.1f} s")
 
 

@@ -198,7 +198,7 @@ static void end_session_on_stop(struct llv_shm *d)
 	d->session.keyed = false;
 }
 
-/* Sleeps us..1.5 us (the slack lets the timer share a wakeup), or until
+/* Sleeps us to 1.5 x us (the slack lets the timer share a wakeup), or until
  * kthread_stop wakes us. Interruptible, so an idle agent adds no load. */
 static void nap(unsigned int us)
 {

@@ -132,15 +132,16 @@ def _list(args: argparse.Namespace) -> int:
     if not vms:
         print("no guests; start one with `llview vm start --name t1`")
         return 0
-    print(f"{'NAME':12} {'STATE':8} {'PID':>8} {'PORT':>6} {'KERNEL':20} RAM")
+    print(f"{'NAME':12} {'STATE':8} {'PID':>8} {'PORT':>6} {'AGENT':11} {'KERNEL':20} RAM")
     for vm in vms:
         state = "running" if vm.alive() else "dead"
-        print(f"{vm.name:12} {state:8} {vm.pid:>8} {vm.host_port:>6} {vm.kernel_release:20} "
-              f"{vm.ram_path} ({vm.ram_size >> 20} MiB)")
+        agent = vm.agent + ("+shm" if vm.shm_path else "")
+        print(f"{vm.name:12} {state:8} {vm.pid:>8} {vm.host_port:>6} {agent:11} "
+              f"{vm.kernel_release:20} {vm.ram_path} ({vm.ram_size >> 20} MiB)")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
     vm = VM.load(args.name)
-    print(json.dumps({**asdict(vm), "running": vm.alive()}, indent=2))
+    print(json.dumps({**asdict(vm), "running": vm.alive(), "agent_urls": vm.urls()}, indent=2))
     return 0

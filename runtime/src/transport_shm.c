@@ -10,13 +10,16 @@
  * `pause` for a few tens of microseconds and then sleeping in futex waits
  * with short timeouts: the host agent wakes the futex, an agent inside a
  * guest cannot and is simply polled. Every wait is bounded by --timeout.
- * docs/protocol.md ("Shared memory") describes the protocol.
+ * A reply the agent publishes piece by piece (reply_len growing while the
+ * state is still REQUEST) is decrypted as it comes, and used only once its
+ * tag verifies. docs/protocol.md ("Shared memory") describes the protocol.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,8 +155,9 @@ static void release_region(void)
 }
 
 /* Claims the region: a CAS of our pid into `owner`, retried until the
- * deadline while another IDS holds it (the agent frees the region of a dead
- * or idle client). */
+ * deadline while another IDS holds it. A holder whose process is gone is
+ * replaced at once (CAS from its pid): the host agent would free the region
+ * soon anyway, but an agent inside a guest cannot see host pids. */
 static int claim(const char *where, u64 deadline, char *err, size_t errlen)
 {
 	u32 holder = 0;
@@ -166,6 +170,10 @@ static int claim(const char *where, u64 deadline, char *err, size_t errlen)
 			break;
 		if (holder == my_pid)
 			break; /* a stale claim by an earlier process with our pid */
+		if (kill((pid_t)holder, 0) < 0 && errno == ESRCH &&
+		    __atomic_compare_exchange_n(&ctl->owner, &holder, my_pid, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			break;
 		if (!load_acquire(&ctl->server_ready)) {
 			snprintf(err, errlen, "no agent is serving %s any more", where);
 			return RT_E_SEE_MESSAGE;
@@ -193,8 +201,10 @@ static int handshake(const u8 key[LLV_KEY_LEN], u64 deadline)
 	if (RAND_bytes(mine.random, LLV_RANDOM_LEN) != 1)
 		return -LLV_W_CRYPTO;
 	memcpy(&ctl->client_hello, &mine, sizeof(mine));
-	if (publish(load_acquire(&ctl->state), LLV_SHM_HELLO))
-		return -LLV_W_CLOSED;
+	/* The owner may say HELLO whatever the state: it starts afresh. */
+	__atomic_store_n(&ctl->state, LLV_SHM_HELLO, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&ctl->generation, 1, __ATOMIC_RELEASE);
+	futex_wake(&ctl->state);
 	u32 state = wait_for_change(LLV_SHM_HELLO, deadline);
 	if (state == LLV_SHM_HELLO)
 		return -LLV_W_TIMEOUT;
