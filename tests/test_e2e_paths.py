@@ -47,9 +47,13 @@ IVSHMEM_ID = ("0x1af4", "0x1110")  # Red Hat / Qumranet vendor, ivshmem device
 
 # An IDS that never stops walking the task list (a fresh scan each time, so every pass
 # fetches from the agent): something to kill, or to pull the agent from under, mid-request.
+# A walk racing with exiting tasks can follow a stale pointer into a cycle: each pass stops
+# after MAX_TASKS steps, so the read limit never ends the program first.
 ENDLESS_SCAN = """\
 #include <linux/sched/signal.h>
 #include <llview/ids.h>
+
+#define MAX_TASKS 5000
 
 void llview_scan_begin(void);
 
@@ -57,11 +61,14 @@ int main(void)
 {
 	for (;;) {
 		struct task_struct *p;
-		long total = 0;
+		long total = 0, steps = 0;
 
 		llview_scan_begin();
-		for_each_process(p)
+		for_each_process(p) {
 			total += p->pid;
+			if (++steps == MAX_TASKS)
+				break;
+		}
 		if (total == 0)
 			break;
 	}

@@ -1,7 +1,7 @@
 /*
  * shm_server.c - the host agent's shared-memory server. One thread serves
  * one region: it waits for the client's state word to change (spinning with
- * `pause` for SPIN_NS after each request, then sleeping in a futex wait the
+ * `pause` for a while after each request, then sleeping in a futex wait the
  * client's publish ends), answers the hello, then opens each request frame
  * from the request area and puts the sealed reply into the reply area: the
  * TCP frames and error replies, moved through memory instead of a socket.
@@ -39,10 +39,15 @@
 #include "../common/llview_shm.h"
 #include "../common/llview_wire.h"
 
-/* Spin this long after each request before sleeping: an IDS following a
- * list sends its next request within microseconds; an idle agent must not
- * burn one of the machine's two cores. */
-#define SPIN_NS 50000ull
+/* How long to spin after each reply before sleeping: twice the client's
+ * recent think time (reply to next request, a running average), within
+ * these bounds. An IDS following a list asks again within 10 to 500 us
+ * (most of it first-touch page faults of its cache); catching that by
+ * spinning saves a futex wake-up (tens of us, more on a loaded machine),
+ * while an idle agent spins not at all and a session's end costs at most
+ * SPIN_MAX_NS of one core. */
+#define SPIN_MIN_NS 50000ull
+#define SPIN_MAX_NS 200000ull
 /* How often a sleeping server looks for a dead or idle client. */
 #define HOUSEKEEPING_NS 100000000ull
 
@@ -410,7 +415,7 @@ void llv_shm_server_run(const u8 psk[LLV_KEY_LEN], llv_serve_fn serve, int idle_
 {
 	struct server sv = { .psk = psk, .serve = serve, .verbose = verbose,
 			     .seen = LLV_SHM_IDLE };
-	u64 last_activity = now_ns(), spin_ns = 0;
+	u64 last_activity = now_ns(), spin_ns = 0, replied_at = 0, think_ns = SPIN_MIN_NS / 2;
 	char msg[96];
 
 	sv.req = malloc(LLV_MAX_PAYLOAD);
@@ -431,13 +436,22 @@ void llv_shm_server_run(const u8 psk[LLV_KEY_LEN], llv_serve_fn serve, int idle_
 			continue;
 		}
 		last_activity = now_ns();
-		spin_ns = SPIN_NS;
+		if (state == LLV_SHM_REQUEST && replied_at) {
+			u64 gap = last_activity - replied_at;
+
+			/* A gap longer than the longest spin was not worth spinning for. */
+			think_ns = gap <= SPIN_MAX_NS ? (3 * think_ns + gap) / 4 : think_ns / 2;
+		}
+		spin_ns = 2 * think_ns;
+		spin_ns = spin_ns < SPIN_MIN_NS ? SPIN_MIN_NS : spin_ns > SPIN_MAX_NS ? SPIN_MAX_NS : spin_ns;
+		replied_at = 0;
 		switch (state) {
 		case LLV_SHM_HELLO:
 			answer_hello(&sv);
 			break;
 		case LLV_SHM_REQUEST:
 			answer_request(&sv);
+			replied_at = now_ns();
 			break;
 		case LLV_SHM_IDLE: /* the client released the region */
 			end_session(&sv);

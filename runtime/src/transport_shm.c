@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -198,13 +199,19 @@ static int handshake(const u8 key[LLV_KEY_LEN], u64 deadline)
 				  .role = LLV_ROLE_CLIENT };
 	struct llv_hello theirs;
 
-	if (RAND_bytes(mine.random, LLV_RANDOM_LEN) != 1)
+	/* The kernel's CSPRNG, so the hello goes out before libcrypto starts. */
+	if (getrandom(mine.random, LLV_RANDOM_LEN, 0) != LLV_RANDOM_LEN &&
+	    RAND_bytes(mine.random, LLV_RANDOM_LEN) != 1)
 		return -LLV_W_CRYPTO;
 	memcpy(&ctl->client_hello, &mine, sizeof(mine));
 	/* The owner may say HELLO whatever the state: it starts afresh. */
 	__atomic_store_n(&ctl->state, LLV_SHM_HELLO, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&ctl->generation, 1, __ATOMIC_RELEASE);
 	futex_wake(&ctl->state);
+	/* libcrypto's first use costs about 2 ms (OpenSSL 3 loads its provider
+	 * and algorithm tables); pay it while the agent answers. */
+	EVP_CIPHER_free(EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL));
+	EVP_MD_free(EVP_MD_fetch(NULL, "SHA256", NULL));
 	u32 state = wait_for_change(LLV_SHM_HELLO, deadline);
 	if (state == LLV_SHM_HELLO)
 		return -LLV_W_TIMEOUT;
