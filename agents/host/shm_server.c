@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,8 @@
  * while an idle agent spins not at all and a session's end costs at most
  * SPIN_MAX_NS of one core. */
 #define SPIN_MIN_NS 50000ull
+/* After this much spinning, each round of it also yields the core. */
+#define YIELD_NS 10000ull
 #define SPIN_MAX_NS 200000ull
 /* How often a sleeping server looks for a dead or idle client. */
 #define HOUSEKEEPING_NS 100000000ull
@@ -403,9 +406,16 @@ static u32 wait_for_change(const struct server *sv, u64 spin_ns)
 		v = __atomic_load_n(&ctl->state, __ATOMIC_ACQUIRE);
 		if (v != sv->seen)
 			return v;
-		if (!(spins % 64) && now_ns() - start >= spin_ns)
+		if (spins % 64) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		u64 spun = now_ns() - start;
+		if (spun >= spin_ns)
 			break;
-		__builtin_ia32_pause();
+		/* After a while, let the IDS have this core if it shares it. */
+		if (spun >= YIELD_NS)
+			sched_yield();
 	}
 	futex_wait(&ctl->state, sv->seen, HOUSEKEEPING_NS);
 	return __atomic_load_n(&ctl->state, __ATOMIC_ACQUIRE);

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,11 @@
 #include "rt_internal.h"
 
 /* Busy-wait this long for a state change before sleeping: a reply to one
- * page takes a few microseconds, so a fetch never sleeps. */
+ * page takes a few microseconds, so a fetch never sleeps. After YIELD_NS of
+ * it, each spin also yields the core: when the machine's other core is busy
+ * (a QEMU guest), the agent may be waiting for this one. */
 #define SPIN_NS 50000ull
+#define YIELD_NS 10000ull
 /* Sleeps between polls grow from SLEEP_MIN_NS to SLEEP_MAX_NS: a host agent
  * ends them early with a futex wake; an in-guest agent is only polled. */
 #define SLEEP_MIN_NS 20000ull
@@ -94,38 +98,57 @@ static void futex_wait(u32 *word, u32 expected, u64 ns)
 	syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
 }
 
+/* The pace of a wait on the state word: `pause`, then also sched_yield()
+ * after YIELD_NS, then futex sleeps of growing length after SPIN_NS. */
+struct pacer {
+	u64 since, sleep_ns;
+	unsigned int spins;
+	int yielding;
+};
+
+static void pacer_restart(struct pacer *p)
+{
+	p->since = now_ns();
+	p->sleep_ns = SLEEP_MIN_NS;
+	p->spins = 0;
+	p->yielding = 0;
+}
+
+/* One step of waiting while the state holds `expected`; -1 at the deadline. */
+static int pace(struct pacer *p, u32 expected, u64 deadline)
+{
+	if (!p->yielding && ++p->spins % 64) { /* the clock is read every 64 spins */
+		__builtin_ia32_pause();
+		return 0;
+	}
+	u64 t = now_ns();
+	if (t >= deadline)
+		return -1;
+	if (t - p->since < YIELD_NS) {
+		__builtin_ia32_pause();
+	} else if (t - p->since < SPIN_NS) {
+		p->yielding = 1;
+		sched_yield();
+	} else {
+		futex_wait(&ctl->state, expected,
+			   p->sleep_ns < deadline - t ? p->sleep_ns : deadline - t);
+		if (p->sleep_ns < SLEEP_MAX_NS)
+			p->sleep_ns *= 2;
+	}
+	return 0;
+}
+
 /* Waits until `state` differs from `expected` or the deadline passes, and
  * returns the value last seen (== expected on timeout). */
 static u32 wait_for_change(u32 expected, u64 deadline)
 {
-	u64 start = now_ns(), sleep_ns = SLEEP_MIN_NS;
+	struct pacer p;
 	u32 v;
 
-	for (unsigned int spins = 1;; spins++) {
-		v = load_acquire(&ctl->state);
-		if (v != expected)
-			return v;
-		if (!(spins % 64)) {
-			u64 t = now_ns();
-
-			if (t >= deadline)
-				return v;
-			if (t - start >= SPIN_NS)
-				break;
-		}
-		__builtin_ia32_pause();
-	}
-	for (;;) {
-		v = load_acquire(&ctl->state);
-		if (v != expected)
-			return v;
-		u64 t = now_ns();
-		if (t >= deadline)
-			return v;
-		futex_wait(&ctl->state, expected, sleep_ns < deadline - t ? sleep_ns : deadline - t);
-		if (sleep_ns < SLEEP_MAX_NS)
-			sleep_ns *= 2;
-	}
+	pacer_restart(&p);
+	while ((v = load_acquire(&ctl->state)) == expected && !pace(&p, expected, deadline))
+		;
+	return v;
 }
 
 /* Stores a client state (HELLO, REQUEST, IDLE) if the state is still
@@ -363,11 +386,12 @@ static int finish_reply(struct reply_rx *rx, u32 avail, u32 *len)
  * LLV_SHM_REQUEST on timeout; *rc is set if a piece was bad. */
 static u32 receive_reply(struct reply_rx *rx, u64 deadline, int *rc)
 {
-	u64 quiet_since = now_ns(), sleep_ns = SLEEP_MIN_NS;
+	struct pacer p;
 	u32 seen = 0;
 
 	*rc = 0;
-	for (unsigned int spins = 1;; spins++) {
+	pacer_restart(&p);
+	for (;;) {
 		u32 state = load_acquire(&ctl->state);
 
 		if (state != LLV_SHM_REQUEST)
@@ -377,24 +401,11 @@ static u32 receive_reply(struct reply_rx *rx, u64 deadline, int *rc)
 			seen = avail;
 			if ((*rc = take_reply(rx, avail)))
 				return state;
-			quiet_since = now_ns();
-			sleep_ns = SLEEP_MIN_NS;
+			pacer_restart(&p);
 			continue;
 		}
-		if (spins % 64)
-			__builtin_ia32_pause();
-		else {
-			u64 t = now_ns();
-
-			if (t >= deadline)
-				return state;
-			if (t - quiet_since >= SPIN_NS) {
-				futex_wait(&ctl->state, LLV_SHM_REQUEST,
-					   sleep_ns < deadline - t ? sleep_ns : deadline - t);
-				if (sleep_ns < SLEEP_MAX_NS)
-					sleep_ns *= 2;
-			}
-		}
+		if (pace(&p, LLV_SHM_REQUEST, deadline))
+			return state;
 	}
 }
 
