@@ -23,15 +23,19 @@
 #define LLV_SHM_CONTROL_SIZE 4096u
 #define LLV_SHM_AREA_SIZE ((LLV_SHM_SIZE - LLV_SHM_CONTROL_SIZE) / 2)
 
-/* Values of llv_shm_control.state. Only the client moves the state to
- * HELLO or REQUEST; only the server moves it to WELCOME, REPLY or ERROR. */
+/* Values of llv_shm_control.state (docs/protocol.md, "States"). The client
+ * (the region's owner) stores HELLO unconditionally to start a session and
+ * moves WELCOME/REPLY to REQUEST; the agent moves HELLO to WELCOME, REQUEST
+ * to REPLY, and anything to CLOSED; moves are compare-and-swaps from the
+ * state last acted on, each followed by generation += 1. */
 enum llv_shm_state {
 	LLV_SHM_IDLE = 0,    /* no session: a client may claim the region */
 	LLV_SHM_HELLO = 1,   /* client wrote client_hello; server answers */
 	LLV_SHM_WELCOME = 2, /* server wrote server_hello; session keyed */
 	LLV_SHM_REQUEST = 3, /* a sealed request frame is in the request area */
 	LLV_SHM_REPLY = 4,   /* a sealed reply frame is in the reply area */
-	LLV_SHM_CLOSED = 5,  /* server ended the session (after an error reply) */
+	LLV_SHM_CLOSED = 5,  /* agent ended the session; reply_len > 0: a sealed
+			      * REP_ERROR is in the reply area */
 };
 
 /*
@@ -49,7 +53,9 @@ struct llv_shm_control {
 	u32 state;
 	u32 generation;
 	u32 request_len;  /* bytes of the frame in the request area */
-	u32 reply_len;    /* bytes of the frame in the reply area */
+	u32 reply_len;    /* bytes of the reply frame so far: the client zeroes it
+			   * before each request, the agent raises it as sealed
+			   * pieces land (streamed replies) */
 	struct llv_hello client_hello;
 	struct llv_hello server_hello;
 } __attribute__((aligned(64)));
