@@ -1,13 +1,13 @@
 """The in-kernel agent (agents/kmod, llview_agent.ko) on a real QEMU guest, over TCP and over
 shared memory (ivshmem).
 
-The module is built with Kbuild against the profile's headers (llview/kmod.py) and loaded
-by the session's kernel-agent guest (`llview vm start --agent kernel --shm`, conftest's
+The module is built with Kbuild against the profile's headers (llview/kmod.py) and loaded by
+the session's kernel-agent guest (`llview vm start --agent kernel --shm`, conftest's
 `kernel_guest`): user networking (restrict=on, host port forwarded on 127.0.0.1 only) and an
-ivshmem-plain device backed by a private /dev/shm file. Python then speaks the wire
-protocol to it with `cryptography` (tests/helpers/llview_wire.py: Client over TCP, ShmClient through the mapped
-region) and compares what it serves with the guest's own view (uname -r, /proc/version,
-/proc/kallsyms) through a command channel on the guest's second serial port.
+ivshmem-plain device backed by a private /dev/shm file. Python then speaks the wire protocol
+to it with `cryptography` (tests/helpers/llview_wire.py: Client over TCP, ShmClient through
+the mapped region) and compares what it serves with the guest's own view (uname -r,
+/proc/version, /proc/kallsyms) through `llview vm exec`.
 """
 
 from __future__ import annotations
