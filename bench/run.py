@@ -155,7 +155,7 @@ def bench_paths(vm: VM, key: Path, binaries: dict[str, Path], runs: int,
         print(f"  plot written to {plot}")
 
 
-def write_svg(path: Path, medians: dict[tuple[str, str], float]) -> None:
+def write_svg(out: Path, medians: dict[tuple[str, str], float]) -> None:
     """A grouped bar chart (log scale, ms) of the four paths per program, as plain SVG."""
     import math
 
@@ -194,7 +194,7 @@ def write_svg(path: Path, medians: dict[tuple[str, str], float]) -> None:
                      f'height="10" fill="{colours[path]}"/><text x="{left + 24 + i * 140}" '
                      f'y="{height - 5}">{path}</text>')
     parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
+    out.write_text("\n".join(parts) + "\n")
 
 
 def build_ids(name: str) -> Path:
