@@ -37,6 +37,7 @@
 struct rt_stats rt_stats;
 int rt_timeout_s = 5;
 char rt_transport_error_text[256];
+const struct rt_transport_ops *rt_transport = &rt_shm_transport;
 #pragma GCC visibility pop
 
 #define REQ_PT (sizeof(struct llv_msg) + sizeof(u64))
@@ -223,7 +224,7 @@ static double agent_round(u64 va, uint32_t n, int count)
 	}
 	t = now_us();
 	for (int i = 0; i < count; i++) {
-		int rc = rt_shm_transport.read_pages(addrs, n, out, statuses);
+		int rc = rt_read_pages(addrs, n, out, statuses);
 
 		if (rc)
 			die("read failed: %s", llv_strerror(rc));
@@ -324,7 +325,7 @@ int main(int argc, char **argv)
 		const char *names[1] = { symbol };
 		uint64_t addr = 0;
 
-		if (rt_shm_transport.lookup_symbols(names, 1, &addr) || !addr)
+		if (rt_lookup_symbols(names, 1, &addr) || !addr)
 			die("symbol %s not found by the agent", symbol);
 		va = addr;
 	}

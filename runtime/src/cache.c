@@ -111,7 +111,7 @@ static uint64_t fetch_pages(uint64_t first, uint64_t n, uint64_t extra, uint32_t
 		}
 		if (!count)
 			break;
-		int rc = rt_transport->read_pages(want, count, out, statuses);
+		int rc = rt_read_pages(want, count, out, statuses);
 
 		if (rc)
 			rt_transport_fail(rc);
@@ -152,7 +152,7 @@ static uint64_t fetch_block(uint64_t block, uint64_t needed, uint64_t n, uint32_
 	}
 	if (!count)
 		return 0;
-	int rc = rt_transport->read_pages(want, count, out, statuses);
+	int rc = rt_read_pages(want, count, out, statuses);
 	if (rc)
 		rt_transport_fail(rc);
 	for (uint32_t i = 0; i < count; i++) {

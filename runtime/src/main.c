@@ -145,7 +145,7 @@ static void resolve_kernel_symbols(void)
 		rt_die("out of memory resolving %u kernel symbols", n);
 	for (uint32_t i = 0; i < n; i++)
 		names[i] = __llview_ksyms[i].name;
-	int rc = rt_transport->lookup_symbols(names, n, addrs);
+	int rc = rt_lookup_symbols(names, n, addrs);
 	if (rc)
 		rt_transport_fail(rc);
 	for (uint32_t i = 0; i < n; i++) {
@@ -165,7 +165,7 @@ static void check_kernel_release(void)
 
 	if (!__llview_kernel_release || !__llview_kernel_release[0])
 		return;
-	int rc = rt_transport->info(&info);
+	int rc = rt_info(&info);
 	if (rc)
 		rt_transport_fail(rc);
 	info.release[sizeof(info.release) - 1] = 0;

@@ -42,17 +42,23 @@ struct rt_transport_ops {
 	const char *scheme; /* "tcp", "shm" */
 	int (*connect)(const char *where, const u8 key[LLV_KEY_LEN], int timeout_s, char *err,
 		       size_t errlen);
-	/* Reads n (<= LLV_MAX_PAGES) pages: out[i] receives the 4 KiB page of
-	 * addrs[i] when statuses[i] == LLV_OK. */
-	int (*read_pages)(const uint64_t *addrs, uint32_t n, u8 *const *out, uint32_t *statuses);
-	/* addrs[i] = 0 for an unknown name. */
-	int (*lookup_symbols)(const char *const *names, uint32_t n, uint64_t *addrs);
-	int (*info)(struct llv_info *info);
+	/* Seals and sends req_len bytes of request plaintext, waits for the
+	 * reply and opens it: *reply (valid until the next call) holds *len
+	 * bytes of plaintext. Counts requests and bytes in rt_stats. */
+	int (*exchange)(const u8 *req, u32 req_len, const u8 **reply, u32 *len);
 	void (*close)(void);
 };
 
 extern const struct rt_transport_ops rt_tcp_transport;
 extern const struct rt_transport_ops rt_shm_transport;
+
+/* The requests, over rt_transport (messages.c). Each returns 0 or a
+ * negative code, as the transports do. rt_read_pages reads n (<=
+ * LLV_MAX_PAGES) pages: out[i] gets the page of addrs[i] when statuses[i] ==
+ * LLV_OK; rt_lookup_symbols sets addrs[i] = 0 for an unknown name. */
+int rt_read_pages(const uint64_t *addrs, uint32_t n, u8 *const *out, uint32_t *statuses);
+int rt_lookup_symbols(const char *const *names, uint32_t n, uint64_t *addrs);
+int rt_info(struct llv_info *info);
 
 struct rt_stats {
 	uint64_t requests;

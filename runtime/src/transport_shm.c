@@ -61,7 +61,6 @@ static u32 last_state;   /* the server's state we last saw: WELCOME or REPLY */
 static u64 timeout_ns;
 static u8 *plain;   /* decrypted reply, LLV_MAX_PAYLOAD */
 static u8 *frame;   /* private frames: the request sealed, the reply copied out */
-static u8 *request; /* plaintext of the next request */
 
 static u64 now_ns(void)
 {
@@ -299,8 +298,7 @@ static int shm_connect(const char *where, const u8 key[LLV_KEY_LEN], int timeout
 	}
 	plain = malloc(LLV_MAX_PAYLOAD);
 	frame = malloc(llv_frame_size(LLV_MAX_PAYLOAD));
-	request = malloc(LLV_MAX_PAYLOAD);
-	if (!plain || !frame || !request) {
+	if (!plain || !frame) {
 		snprintf(err, errlen, "out of memory");
 		return RT_E_SEE_MESSAGE;
 	}
@@ -409,9 +407,8 @@ static u32 receive_reply(struct reply_rx *rx, u64 deadline, int *rc)
 	}
 }
 
-/* Sends the request in `request` and waits for its reply of type `expect`
- * in `plain`; *len = plaintext length. */
-static int exchange(u32 req_len, u16 expect, u32 *len)
+/* Seals and publishes a request, then waits for its reply in `plain`. */
+static int shm_exchange(const u8 *req, u32 req_len, const u8 **reply, u32 *len)
 {
 	u8 *area = llv_shm_request_area(region);
 	size_t n;
@@ -426,7 +423,7 @@ static int exchange(u32 req_len, u16 expect, u32 *len)
 	}
 	/* Sealed privately, then copied: GCM may read back its output for the
 	 * tag, and nobody else may change the frame then. */
-	n = llv_seal(&session, request, req_len, frame);
+	n = llv_seal(&session, req, req_len, frame);
 	if (!n)
 		return -LLV_W_CRYPTO;
 	memcpy(area, frame, n);
@@ -468,104 +465,10 @@ static int exchange(u32 req_len, u16 expect, u32 *len)
 	rt_stats.bytes_received += llv_frame_size(*len);
 	if (*len < sizeof(struct llv_msg))
 		return -LLV_E_MALFORMED;
-	const struct llv_msg *m = (const struct llv_msg *)plain;
-	if (m->type == LLV_REP_ERROR) {
-		size_t text = *len - sizeof(*m);
-
-		if (text >= sizeof(rt_transport_error_text))
-			text = sizeof(rt_transport_error_text) - 1;
-		memcpy(rt_transport_error_text, plain + sizeof(*m), text);
-		rt_transport_error_text[text] = 0;
+	/* An agent's error reply ends the session (the state goes CLOSED). */
+	if (((const struct llv_msg *)plain)->type == LLV_REP_ERROR)
 		have_session = 0;
-		return m->count ? -(int)m->count : -LLV_E_INTERNAL;
-	}
-	return m->type == expect ? 0 : -LLV_E_BAD_TYPE;
-}
-
-static int shm_read_pages(const uint64_t *addrs, uint32_t n, u8 *const *out, uint32_t *statuses)
-{
-	struct llv_msg *m = (struct llv_msg *)request;
-	u32 len, ok = 0;
-	int rc;
-
-	m->type = LLV_REQ_READ;
-	m->flags = 0;
-	m->count = n;
-	memcpy(request + sizeof(*m), addrs, n * sizeof(u64));
-	rc = exchange(sizeof(*m) + n * sizeof(u64), LLV_REP_READ, &len);
-	if (rc)
-		return rc;
-	const struct llv_msg *r = (const struct llv_msg *)plain;
-	size_t head = sizeof(*r) + (size_t)n * sizeof(u32);
-	if (r->count != n || len < head)
-		return -LLV_E_MALFORMED;
-	memcpy(statuses, plain + sizeof(*r), n * sizeof(u32));
-	for (u32 i = 0; i < n; i++)
-		ok += statuses[i] == LLV_OK;
-	if (len != head + (size_t)ok * LLV_PAGE_SIZE)
-		return -LLV_E_MALFORMED;
-	const u8 *page = plain + head;
-	for (u32 i = 0; i < n; i++) {
-		if (statuses[i] != LLV_OK)
-			continue;
-		memcpy(out[i], page, LLV_PAGE_SIZE);
-		page += LLV_PAGE_SIZE;
-	}
-	return 0;
-}
-
-static int shm_lookup_symbols(const char *const *names, uint32_t n, uint64_t *addrs)
-{
-	uint32_t done = 0;
-
-	while (done < n) {
-		struct llv_msg *m = (struct llv_msg *)request;
-		size_t used = sizeof(*m);
-		uint32_t count = 0;
-		u32 len;
-
-		/* As many names as fit in one frame. */
-		while (done + count < n) {
-			size_t name_len = strlen(names[done + count]) + 1;
-
-			if (used + name_len > LLV_MAX_PAYLOAD)
-				break;
-			memcpy(request + used, names[done + count], name_len);
-			used += name_len;
-			count++;
-		}
-		if (!count)
-			return -LLV_E_TOO_LARGE;
-		m->type = LLV_REQ_SYMS;
-		m->flags = 0;
-		m->count = count;
-		int rc = exchange((u32)used, LLV_REP_SYMS, &len);
-		if (rc)
-			return rc;
-		const struct llv_msg *r = (const struct llv_msg *)plain;
-		if (r->count != count || len != sizeof(*r) + count * sizeof(u64))
-			return -LLV_E_MALFORMED;
-		memcpy(addrs + done, plain + sizeof(*r), count * sizeof(u64));
-		done += count;
-	}
-	return 0;
-}
-
-static int shm_info(struct llv_info *info)
-{
-	struct llv_msg *m = (struct llv_msg *)request;
-	u32 len;
-	int rc;
-
-	m->type = LLV_REQ_INFO;
-	m->flags = 0;
-	m->count = 0;
-	rc = exchange(sizeof(*m), LLV_REP_INFO, &len);
-	if (rc)
-		return rc;
-	if (len != sizeof(*m) + sizeof(*info))
-		return -LLV_E_MALFORMED;
-	memcpy(info, plain + sizeof(*m), sizeof(*info));
+	*reply = plain;
 	return 0;
 }
 
@@ -581,15 +484,12 @@ static void shm_close(void)
 	llv_session_free(&session);
 	free(plain);
 	free(frame);
-	free(request);
-	plain = frame = request = NULL;
+	plain = frame = NULL;
 }
 
 const struct rt_transport_ops rt_shm_transport = {
 	.scheme = "shm",
 	.connect = shm_connect,
-	.read_pages = shm_read_pages,
-	.lookup_symbols = shm_lookup_symbols,
-	.info = shm_info,
+	.exchange = shm_exchange,
 	.close = shm_close,
 };

@@ -24,8 +24,6 @@ static int sock = -1;
 static struct llv_session session;
 static u8 *plain;   /* decrypted reply, LLV_MAX_PAYLOAD */
 static u8 *scratch; /* frame scratch for llv_send_msg/llv_recv_msg */
-static u8 *request; /* plaintext of the next request */
-static size_t request_cap;
 
 static int connect_with_timeout(const struct addrinfo *ai, int timeout_s)
 {
@@ -112,20 +110,16 @@ static int tcp_connect(const char *where, const u8 key[LLV_KEY_LEN], int timeout
 
 	plain = malloc(LLV_MAX_PAYLOAD);
 	scratch = malloc(llv_frame_size(LLV_MAX_PAYLOAD));
-	request_cap = LLV_MAX_PAYLOAD;
-	request = malloc(request_cap);
-	if (!plain || !scratch || !request) {
+	if (!plain || !scratch) {
 		snprintf(err, errlen, "out of memory");
 		return RT_E_SEE_MESSAGE;
 	}
 	return llv_handshake_client(sock, key, &session);
 }
 
-/* Sends the request in `request` and waits for its reply of type
- * `expect` in `plain`; *len = plaintext length. */
-static int exchange(u32 req_len, u16 expect, u32 *len)
+static int tcp_exchange(const u8 *req, u32 req_len, const u8 **reply, u32 *len)
 {
-	int rc = llv_send_msg(sock, &session, request, req_len, scratch);
+	int rc = llv_send_msg(sock, &session, req, req_len, scratch);
 
 	if (rc)
 		return rc;
@@ -135,105 +129,7 @@ static int exchange(u32 req_len, u16 expect, u32 *len)
 	if (rc)
 		return rc;
 	rt_stats.bytes_received += llv_frame_size(*len);
-	if (*len < sizeof(struct llv_msg))
-		return -LLV_E_MALFORMED;
-	const struct llv_msg *m = (const struct llv_msg *)plain;
-	if (m->type == LLV_REP_ERROR) {
-		size_t text = *len - sizeof(*m);
-
-		if (text >= sizeof(rt_transport_error_text))
-			text = sizeof(rt_transport_error_text) - 1;
-		memcpy(rt_transport_error_text, plain + sizeof(*m), text);
-		rt_transport_error_text[text] = 0;
-		return m->count ? -(int)m->count : -LLV_E_INTERNAL;
-	}
-	return m->type == expect ? 0 : -LLV_E_BAD_TYPE;
-}
-
-static int tcp_read_pages(const uint64_t *addrs, uint32_t n, u8 *const *out, uint32_t *statuses)
-{
-	struct llv_msg *m = (struct llv_msg *)request;
-	u32 len, ok = 0;
-	int rc;
-
-	m->type = LLV_REQ_READ;
-	m->flags = 0;
-	m->count = n;
-	memcpy(request + sizeof(*m), addrs, n * sizeof(u64));
-	rc = exchange(sizeof(*m) + n * sizeof(u64), LLV_REP_READ, &len);
-	if (rc)
-		return rc;
-	const struct llv_msg *r = (const struct llv_msg *)plain;
-	size_t head = sizeof(*r) + (size_t)n * sizeof(u32);
-	if (r->count != n || len < head)
-		return -LLV_E_MALFORMED;
-	memcpy(statuses, plain + sizeof(*r), n * sizeof(u32));
-	for (u32 i = 0; i < n; i++)
-		ok += statuses[i] == LLV_OK;
-	if (len != head + (size_t)ok * LLV_PAGE_SIZE)
-		return -LLV_E_MALFORMED;
-	const u8 *page = plain + head;
-	for (u32 i = 0; i < n; i++) {
-		if (statuses[i] != LLV_OK)
-			continue;
-		memcpy(out[i], page, LLV_PAGE_SIZE);
-		page += LLV_PAGE_SIZE;
-	}
-	return 0;
-}
-
-static int tcp_lookup_symbols(const char *const *names, uint32_t n, uint64_t *addrs)
-{
-	uint32_t done = 0;
-
-	while (done < n) {
-		struct llv_msg *m = (struct llv_msg *)request;
-		size_t used = sizeof(*m);
-		uint32_t count = 0;
-		u32 len;
-
-		/* As many names as fit in one frame. */
-		while (done + count < n) {
-			size_t name_len = strlen(names[done + count]) + 1;
-
-			if (used + name_len > request_cap)
-				break;
-			memcpy(request + used, names[done + count], name_len);
-			used += name_len;
-			count++;
-		}
-		if (!count)
-			return -LLV_E_TOO_LARGE;
-		m->type = LLV_REQ_SYMS;
-		m->flags = 0;
-		m->count = count;
-		int rc = exchange((u32)used, LLV_REP_SYMS, &len);
-		if (rc)
-			return rc;
-		const struct llv_msg *r = (const struct llv_msg *)plain;
-		if (r->count != count || len != sizeof(*r) + count * sizeof(u64))
-			return -LLV_E_MALFORMED;
-		memcpy(addrs + done, plain + sizeof(*r), count * sizeof(u64));
-		done += count;
-	}
-	return 0;
-}
-
-static int tcp_info(struct llv_info *info)
-{
-	struct llv_msg *m = (struct llv_msg *)request;
-	u32 len;
-	int rc;
-
-	m->type = LLV_REQ_INFO;
-	m->flags = 0;
-	m->count = 0;
-	rc = exchange(sizeof(*m), LLV_REP_INFO, &len);
-	if (rc)
-		return rc;
-	if (len != sizeof(*m) + sizeof(*info))
-		return -LLV_E_MALFORMED;
-	memcpy(info, plain + sizeof(*m), sizeof(*info));
+	*reply = plain;
 	return 0;
 }
 
@@ -245,15 +141,12 @@ static void tcp_close(void)
 	llv_session_free(&session);
 	free(plain);
 	free(scratch);
-	free(request);
-	plain = scratch = request = NULL;
+	plain = scratch = NULL;
 }
 
 const struct rt_transport_ops rt_tcp_transport = {
 	.scheme = "tcp",
 	.connect = tcp_connect,
-	.read_pages = tcp_read_pages,
-	.lookup_symbols = tcp_lookup_symbols,
-	.info = tcp_info,
+	.exchange = tcp_exchange,
 	.close = tcp_close,
 };
