@@ -187,3 +187,19 @@ int main(void)
     called = set(re.findall(r"\bcall\b[^@\n]*@([\w.$]+)\(", ir))
     assert {"__llview_snprintf", "__llview_sprintf"} <= called, called
     assert not called & {"snprintf", "sprintf", "strcpy", "stpcpy"}, called
+
+
+def test_kernel_pid_helpers_link_llview_compat(tmp_path):
+    """An IDS calling task_ppid_nr() gets no diagnostic: __task_pid_nr_ns comes from
+    kernel_headers/llview/compat.c, linked in (internal) with its guest reads instrumented."""
+    source = tmp_path / "ppid.c"
+    source.write_text("#include <linux/sched.h>\n#include <linux/sched/task.h>\n"
+                      "int main(void)\n{\n\treturn task_ppid_nr(&init_task);\n}\n")
+    result = subprocess.run([sys.executable, "-m", "llview.cli", "build", str(source), "-o",
+                             str(tmp_path / "ppid.ll"), "--emit-llvm"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    ir = (tmp_path / "ppid.ll").read_text()
+    body = ir.split("define internal i32 @__llview_task_pid_nr_ns(", 1)[1].split("\n}\n", 1)[0]
+    assert "call ptr @__llview_load(" in body
+    assert 'c"init_pid_ns\\00"' in ir  # resolved in the guest like any kernel global

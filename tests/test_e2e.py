@@ -210,3 +210,40 @@ def test_broken_program_gets_compiler_diagnostic(tmp_path):
     assert f"{source}:4:2: error:" in result.stderr or "sleepy.c:4:2: error:" in result.stderr
     assert "msleep" in result.stderr
     assert not (tmp_path / "sleepy").exists()
+
+
+PID_HELPERS = """\
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <llview/ids.h>
+
+int main(void)
+{
+	struct task_struct *p;
+
+	for_each_process(p) {
+		llview_record_begin("task");
+		llview_field_int("pid", task_tgid_vnr(p));
+		llview_field_int("ppid", task_ppid_nr(p));
+		llview_field_str("comm", p->comm);
+		llview_record_end();
+	}
+	return 0;
+}
+"""
+
+
+def test_kernel_pid_helpers_match_guest_view(guest, tmp_path, agent_url, key_file):
+    """task_tgid_vnr()/task_ppid_nr() reach out-of-line kernel code (__task_pid_nr_ns), which
+    llview supplies from kernel_headers/llview/compat.c: same answers as the guest's /proc."""
+    source = tmp_path / "pid_helpers.c"
+    source.write_text(PID_HELPERS)
+    built = llview_build(source, tmp_path / "pid_helpers")
+    assert built.returncode == 0, built.stderr
+    before = guest_processes(guest)
+    seen = parse_text_tasks(run_ids(tmp_path / "pid_helpers", agent_url, key_file).stdout)
+    after = guest_processes(guest)
+    stable = {pid: v for pid, v in before.items() if after.get(pid) == v}
+    assert len(stable) > 200
+    assert not {pid: (v, seen.get(pid)) for pid, v in stable.items()
+                if not same_task(v, seen.get(pid))}

@@ -19,4 +19,9 @@
 #define vsprintf __llview_vsprintf
 #define vsnprintf __llview_vsnprintf
 
+/* Out-of-line kernel functions llview supplies in llview/compat.c. */
+#define pid_nr_ns __llview_pid_nr_ns
+#define pid_vnr __llview_pid_vnr
+#define __task_pid_nr_ns __llview_task_pid_nr_ns
+
 #endif /* LLVIEW_KERNEL_OVERRIDES_H */
