@@ -242,14 +242,14 @@ int main(void)
 {
 	char comm[TASK_COMM_LEN];
 
-	pr_info("%d\\n", task_tgid_vnr(&init_task));
+	pr_info("%d\\n", idle_cpu(task_cpu(&init_task)));
 	get_task_comm(comm, &init_task);
 	return 0;
 }
 """)
     assert [(d.line, d.column, d.message) for d in result.diagnostics] == [
-        (*position(text, "task_tgid_vnr(&init_task)"),
-         "call to kernel function '__task_pid_nr_ns', which has no body outside the kernel"),
+        (*position(text, "idle_cpu("),
+         "call to kernel function 'idle_cpu', which has no body outside the kernel"),
         (*position(text, "get_task_comm("),
          "call to kernel function '__get_task_comm', which has no body outside the kernel"),
     ]
