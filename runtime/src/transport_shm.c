@@ -449,10 +449,11 @@ static int shm_exchange(const u8 *req, u32 req_len, const u8 **reply, u32 *len)
 	}
 	u32 avail = load_acquire(&ctl->reply_len);
 	if (state == LLV_SHM_CLOSED) {
-		/* An error reply comes whole with CLOSED; without one (or after a
-		 * reply cut short), the agent went away. */
+		/* An error reply is whole when CLOSED is published (its pieces may
+		 * have been taken already); without one, or with a reply cut
+		 * short, the agent went away. */
 		have_session = 0;
-		if (!avail || rx.have_header)
+		if (!avail || (rx.have_header && avail != rx.total))
 			return -LLV_W_CLOSED;
 	}
 	rc = finish_reply(&rx, avail, len);
