@@ -82,69 +82,27 @@ void rt_budget_spent(uint32_t site)
 }
 
 /*
- * Makes pages [first, first + n) of guest memory present in the cache,
- * fetching the missing ones in requests of at most LLV_MAX_PAGES. `extra`
- * more pages after them are fetched opportunistically in the same request
- * (their failures are ignored). Returns 0, or the page number of the first
- * of the n pages the agent could not serve (status in *status).
+ * One request for the pages of [*next, stop) missing from the cache, at
+ * most LLV_MAX_PAGES of them; *next moves past the pages looked at. Pages
+ * outside [need_lo, need_hi) are fetched opportunistically (their failures
+ * are ignored). Returns 0, or the first needed page the agent could not
+ * serve (its status in *status).
  */
-static uint64_t fetch_pages(uint64_t first, uint64_t n, uint64_t extra, uint32_t *status)
-{
-	uint64_t want[LLV_MAX_PAGES];
-	u8 *out[LLV_MAX_PAGES];
-	uint32_t statuses[LLV_MAX_PAGES];
-	uint64_t page = first, end = first + n, wanted_end = end + extra;
-
-	rt_cache_init();
-	while (page < end) {
-		uint32_t count = 0;
-
-		for (; page < wanted_end && count < LLV_MAX_PAGES; page++) {
-			if (slot_of(page)->page == page)
-				continue;
-			/* The slot's old page is dropped before the fetch, so a
-			 * failed fetch never leaves stale data behind. */
-			slot_of(page)->page = ~0UL;
-			want[count] = page << __LLVIEW_PAGE_SHIFT;
-			out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
-			count++;
-		}
-		if (!count)
-			break;
-		int rc = rt_read_pages(want, count, out, statuses);
-
-		if (rc)
-			rt_transport_fail(rc);
-		for (uint32_t i = 0; i < count; i++) {
-			uint64_t got = want[i] >> __LLVIEW_PAGE_SHIFT;
-
-			if (statuses[i] == LLV_OK) {
-				rt_stats.pages_fetched++;
-				slot_of(got)->data = (char *)out[i];
-				slot_of(got)->page = got;
-			} else if (got < end) {
-				*status = statuses[i];
-				return got;
-			}
-		}
-	}
-	return 0;
-}
-
-/* Fetches the missing pages of the aligned block [block, block + n) in
- * one request; only `needed` must be served. Returns fetch_pages's value. */
-static uint64_t fetch_block(uint64_t block, uint64_t needed, uint64_t n, uint32_t *status)
+static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
+				uint64_t need_hi, uint32_t *status)
 {
 	uint64_t want[LLV_MAX_PAGES];
 	u8 *out[LLV_MAX_PAGES];
 	uint32_t statuses[LLV_MAX_PAGES];
 	uint32_t count = 0;
 
-	if (n <= 1)
-		return fetch_pages(needed, 1, 0, status);
-	for (uint64_t page = block; page < block + n; page++) {
+	for (; *next < stop && count < LLV_MAX_PAGES; (*next)++) {
+		uint64_t page = *next;
+
 		if (slot_of(page)->page == page)
 			continue;
+		/* The slot's old page is dropped before the fetch, so a failed
+		 * fetch never leaves stale data behind. */
 		slot_of(page)->page = ~0UL;
 		want[count] = page << __LLVIEW_PAGE_SHIFT;
 		out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
@@ -162,12 +120,44 @@ static uint64_t fetch_block(uint64_t block, uint64_t needed, uint64_t n, uint32_
 			rt_stats.pages_fetched++;
 			slot_of(got)->data = (char *)out[i];
 			slot_of(got)->page = got;
-		} else if (got == needed) {
+		} else if (got >= need_lo && got < need_hi) {
 			*status = statuses[i];
 			return got;
 		}
 	}
 	return 0;
+}
+
+/*
+ * Makes pages [first, first + n) of guest memory present in the cache,
+ * fetching the missing ones in requests of at most LLV_MAX_PAGES. `extra`
+ * more pages after them are fetched opportunistically in the same request
+ * (their failures are ignored). Returns 0, or the page number of the first
+ * of the n pages the agent could not serve (status in *status).
+ */
+static uint64_t fetch_pages(uint64_t first, uint64_t n, uint64_t extra, uint32_t *status)
+{
+	uint64_t page = first, end = first + n;
+
+	rt_cache_init();
+	while (page < end) {
+		uint64_t failed = request_missing(&page, end + extra, first, end, status);
+
+		if (failed)
+			return failed;
+	}
+	return 0;
+}
+
+/* Fetches the missing pages of the aligned block [block, block + n) in
+ * one request; only `needed` must be served. Returns fetch_pages's value. */
+static uint64_t fetch_block(uint64_t block, uint64_t needed, uint64_t n, uint32_t *status)
+{
+	uint64_t next = block;
+
+	if (n <= 1)
+		return fetch_pages(needed, 1, 0, status);
+	return request_missing(&next, block + n, needed, needed + 1, status);
 }
 
 /* Whether the IDS process has [page, page + 4 KiB) mapped (a native
