@@ -28,6 +28,11 @@ typedef uint64_t u64;
 
 /* Most pages one READ request may name (and one reply may carry). */
 #define LLV_MAX_PAGES 64u
+/* Most addresses one SYMBOLIZE request may name, and the longest symbol
+ * name a reply carries (the kernel's KSYM_NAME_LEN on 6.1, NUL included):
+ * a full reply stays far below LLV_MAX_PAYLOAD. */
+#define LLV_MAX_SYMBOLIZE 128u
+#define LLV_SYM_NAME_MAX 512u
 /* Largest plaintext a frame may carry: a full READ reply. A frame header
  * announcing more is refused before anything is read into memory. */
 #define LLV_MAX_PAYLOAD \
@@ -88,7 +93,22 @@ enum llv_msg_type {
 	/* count = enum llv_error; a NUL-terminated message follows. The
 	 * sender closes the connection after it. */
 	LLV_REP_ERROR = 7,
+	/* count u64 addresses follow: which core-kernel symbol holds each. */
+	LLV_REQ_SYMBOLIZE = 8,
+	/* count struct llv_symbol follow, then count NUL-terminated names back
+	 * to back ("" where start is 0: the address is not in the core kernel's
+	 * image, e.g. a module, the heap, or nothing). */
+	LLV_REP_SYMBOLIZE = 9,
 };
+
+/* One SYMBOLIZE answer, as the kernel's own kallsyms_lookup() gives it for
+ * the core kernel (its image from _stext to _end; modules are not looked
+ * up, so both agents answer alike): the symbol's start and its size (up to
+ * the next symbol with a higher address). */
+struct llv_symbol {
+	u64 start;
+	u64 size;
+} __attribute__((packed));
 
 /* Per-page outcome of a READ. */
 enum llv_status {

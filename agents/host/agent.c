@@ -362,6 +362,40 @@ static int serve_syms(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_len, 
 	return 0;
 }
 
+/* SYMBOLIZE: count addresses in; count struct llv_symbol, then the names, out. */
+static int serve_symbolize(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_len, char *msg,
+			   size_t msglen)
+{
+	struct llv_symbol *sym = (struct llv_symbol *)(rep + sizeof(struct llv_msg));
+	char *names = (char *)(sym + count);
+
+	if (count > LLV_MAX_SYMBOLIZE) {
+		snprintf(msg, msglen, "SYMBOLIZE of %u addresses: at most %u per request", count,
+			 LLV_MAX_SYMBOLIZE);
+		return -LLV_E_TOO_LARGE;
+	}
+	if (len != sizeof(struct llv_msg) + count * sizeof(u64)) {
+		snprintf(msg, msglen, "SYMBOLIZE of %u addresses must carry %zu bytes, not %u", count,
+			 sizeof(struct llv_msg) + count * sizeof(u64), len);
+		return -LLV_E_MALFORMED;
+	}
+	for (u32 i = 0; i < count; i++) {
+		u64 va, start = 0, size = 0;
+		const char *name;
+
+		memcpy(&va, req + sizeof(struct llv_msg) + i * sizeof(u64), sizeof(va));
+		name = llv_kernel_symbolize(&kernel, va, &start, &size);
+		if (!name)
+			name = "", start = size = 0;
+		memcpy(&sym[i].start, &start, sizeof(start));
+		memcpy(&sym[i].size, &size, sizeof(size));
+		/* kallsyms names are shorter than KSYM_NAME_LEN (checked at decode). */
+		names = stpcpy(names, name) + 1;
+	}
+	*rep_len = (u32)((u8 *)names - rep);
+	return 0;
+}
+
 static int serve_info(u32 len, u8 *rep, u32 *rep_len, char *msg, size_t msglen)
 {
 	struct llv_info info = {
@@ -401,6 +435,9 @@ static int serve(const u8 *req, u32 len, u8 *rep, u32 *rep_len, char *msg, size_
 		break;
 	case LLV_REQ_INFO:
 		rc = serve_info(len, rep, rep_len, msg, msglen);
+		break;
+	case LLV_REQ_SYMBOLIZE:
+		rc = serve_symbolize(req, len, m.count, rep, rep_len, msg, msglen);
 		break;
 	default:
 		snprintf(msg, msglen, "unknown request type %u", m.type);

@@ -405,6 +405,35 @@ fail:
 	return -1;
 }
 
+const char *llv_kernel_symbolize(const struct llv_kernel *k, u64 va, u64 *start, u64 *size)
+{
+	u64 stext = llv_kernel_symbol(k, "_stext"), end = llv_kernel_symbol(k, "_end");
+	u32 lo = 0, hi = k->nsyms;
+
+	if (!k->nsyms || !stext || va < stext || va >= end)
+		return NULL;
+	/* kallsyms is sorted by address (scripts/kallsyms): the last entry <= va. */
+	while (hi - lo > 1) {
+		u32 mid = lo + (hi - lo) / 2;
+
+		if (k->addr[mid] <= va)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	while (lo && k->addr[lo - 1] == k->addr[lo])
+		lo--;
+	*start = k->addr[lo];
+	*size = end - *start;
+	for (u32 i = lo + 1; i < k->nsyms; i++) {
+		if (k->addr[i] > *start) {
+			*size = k->addr[i] - *start;
+			break;
+		}
+	}
+	return k->names + k->name_off[lo];
+}
+
 void llv_kernel_free(struct llv_kernel *k)
 {
 	free(k->names);

@@ -74,6 +74,12 @@ int llv_kernel_read(const struct llv_kernel *k, u64 va, void *dst, size_t len);
 /* Address of a kernel symbol, or 0 if unknown. */
 u64 llv_kernel_symbol(const struct llv_kernel *k, const char *name);
 
+/* The core-kernel symbol holding va, as the kernel's kallsyms_lookup()
+ * finds it: the first of the aliases at the highest start <= va, sized up to
+ * the next higher start (or _end). NULL when va lies outside _stext.._end
+ * or the kernel has no symbols; else its name, with *start and *size set. */
+const char *llv_kernel_symbolize(const struct llv_kernel *k, u64 va, u64 *start, u64 *size);
+
 /* Compares every symbol of a System.map (link-time addresses) plus the
  * KASLR slide with kallsyms. Prints a summary to stderr; returns the number
  * of mismatches, or -1 if the file cannot be read. */

@@ -2,8 +2,8 @@
 /*
  * requests.c - what the in-kernel agent answers: READ (whole 4 KiB pages of
  * kernel virtual memory backed by RAM, copied without faulting), SYMS (addresses from this
- * kernel's own kallsyms) and INFO (release, KASLR offset, direct-map base,
- * paging levels). Bad requests become enum llv_error codes for the caller.
+ * kernel's own kallsyms), SYMBOLIZE (the core-kernel symbol holding an
+ * address) and INFO (release, KASLR offset, direct-map base, paging levels). Bad requests become enum llv_error codes for the caller.
  */
 #include <linux/kallsyms.h>
 #include <linux/kernel.h>
@@ -26,6 +26,11 @@ typedef unsigned long (*kallsyms_lookup_name_fn)(const char *name);
 static kallsyms_lookup_name_fn lookup_name;
 /* Where _text is: kaslr_offset() needs it, and modules cannot link against it. */
 static unsigned long text_start;
+/* SYMBOLIZE answers for the core kernel's image, _stext.._end, as the host agent does. */
+typedef const char *(*kallsyms_lookup_fn)(unsigned long addr, unsigned long *size,
+					  unsigned long *offset, char **modname, char *namebuf);
+static kallsyms_lookup_fn lookup_addr;
+static unsigned long image_start, image_end;
 
 int llv_symbols_init(void)
 {
@@ -41,6 +46,13 @@ int llv_symbols_init(void)
 	text_start = lookup_name ? lookup_name("_text") : 0;
 	if (!text_start) {
 		pr_err("llview_agent: kallsyms does not know _text\n");
+		return -ENOENT;
+	}
+	lookup_addr = (kallsyms_lookup_fn)lookup_name("kallsyms_lookup");
+	image_start = lookup_name("_stext");
+	image_end = lookup_name("_end");
+	if (!lookup_addr || !image_start || image_end <= image_start) {
+		pr_err("llview_agent: kallsyms does not know kallsyms_lookup, _stext or _end\n");
 		return -ENOENT;
 	}
 	return 0;
@@ -163,6 +175,50 @@ static int handle_syms(const struct llv_msg *req, u32 len, u8 *out, const char *
 	return sizeof(*rep) + req->count * sizeof(u64);
 }
 
+static int handle_symbolize(const struct llv_msg *req, u32 len, u8 *out, const char **why)
+{
+	const u8 *addrs = (const u8 *)(req + 1);
+	struct llv_msg *rep = (struct llv_msg *)out;
+	struct llv_symbol *sym = (struct llv_symbol *)(rep + 1);
+	char *names = (char *)(sym + req->count);
+	char namebuf[KSYM_NAME_LEN];
+	u32 i;
+
+	if (req->count > LLV_MAX_SYMBOLIZE) {
+		*why = "SYMBOLIZE names more addresses than LLV_MAX_SYMBOLIZE";
+		return -LLV_E_TOO_LARGE;
+	}
+	if (len != sizeof(*req) + (u64)req->count * sizeof(u64)) {
+		*why = "SYMBOLIZE length does not match its address count";
+		return -LLV_E_MALFORMED;
+	}
+	BUILD_BUG_ON(KSYM_NAME_LEN > LLV_SYM_NAME_MAX);
+	for (i = 0; i < req->count; i++) {
+		unsigned long addr = get_unaligned_le64(addrs + i * sizeof(u64));
+		unsigned long size = 0, offset = 0;
+		const char *name = NULL;
+		char *modname = NULL;
+		size_t n;
+
+		if (addr >= image_start && addr < image_end)
+			name = lookup_addr(addr, &size, &offset, &modname, namebuf);
+		if (!name || modname) {
+			name = "";
+			size = offset = 0;
+		}
+		put_unaligned_le64(*name ? addr - offset : 0, &sym[i].start);
+		put_unaligned_le64(size, &sym[i].size);
+		n = strnlen(name, KSYM_NAME_LEN - 1);
+		memcpy(names, name, n);
+		names[n] = 0;
+		names += n + 1;
+	}
+	rep->type = LLV_REP_SYMBOLIZE;
+	rep->flags = 0;
+	rep->count = req->count;
+	return (u8 *)names - out;
+}
+
 static int handle_info(const struct llv_msg *req, u32 len, u8 *out, const char **why)
 {
 	struct llv_msg *rep = (struct llv_msg *)out;
@@ -198,6 +254,8 @@ int llv_handle_request(const u8 *req, u32 len, u8 *out, const char **why)
 		return handle_syms(msg, len, out, why);
 	case LLV_REQ_INFO:
 		return handle_info(msg, len, out, why);
+	case LLV_REQ_SYMBOLIZE:
+		return handle_symbolize(msg, len, out, why);
 	default:
 		*why = "unknown message type";
 		return -LLV_E_BAD_TYPE;

@@ -25,7 +25,33 @@ void llview_field_str(const char *key, const char *guest_or_local_string);
 void llview_record_end(void);
 
 /* Reports a finding (an alert record in --json mode). The format is
- * printk's; a %s argument may be a guest string. */
+ * printk's; a %s argument may be a guest string. Any alert makes the IDS
+ * exit with status 1. */
 void llview_alert(const char *fmt, ...) __attribute__((__format__(printf, 1, 2)));
+
+/* A structured finding: llview_alert_begin(technique), then the evidence as
+ * fields (llview_field_*: the object, its address, the symbol and owner of
+ * a pointer, what the views disagree on), then llview_alert_end() with a
+ * one-line message. Text mode prints `ALERT: message [technique=T k=v ...]`;
+ * --json prints {"kind":"alert","program":P,"technique":T,"alert":message,
+ * fields...}, P being the IDS binary's name. */
+void llview_alert_begin(const char *technique);
+void llview_alert_end(const char *fmt, ...) __attribute__((__format__(printf, 1, 2)));
+
+/* Address -> symbol, answered by the agent from the running kernel's own
+ * kallsyms, for the core kernel's image (_stext.._end) only: modules are
+ * the IDS's to walk (llview/kernel_views.h). Answers are kept for the life
+ * of the process. printk's %pS and %ps use the same look-up. */
+struct llview_symbol {
+	unsigned long start; /* 0: not in the core kernel's image */
+	unsigned long size;
+	const char *name;    /* "" when start is 0 */
+};
+/* 0 with *sym filled, or -1 (sym->start = 0) when addr is not in the core
+ * kernel's image. */
+int llview_symbolize(unsigned long addr, struct llview_symbol *sym);
+/* Looks up many addresses in as few requests as possible; later
+ * llview_symbolize() calls for them need no request. */
+void llview_symbolize_prefetch(const unsigned long *addrs, unsigned long n);
 
 #endif /* LLVIEW_IDS_H */

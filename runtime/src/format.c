@@ -2,7 +2,8 @@
  * format.c - the kernel's printk format language (lib/vsprintf.c), enough
  * of it for IDS programs: %d %i %u %x %X %o %c %s %% with flags, width,
  * precision and the kernel's length modifiers (hh h l ll z t j L), and the
- * pointer forms %p %px %pK (raw hex: there is nothing to hide from the
+ * pointer forms %pS %ps %pB (core-kernel symbol+offset/size, from the
+ * agent's SYMBOLIZE), %p %px %pK (raw hex: there is nothing to hide from the
  * IDS's own user), %pI4, %pM/%pMR, %*ph[CDN] and any other %p<ext> as raw
  * hex. Numbers are formatted piece by piece by libc's snprintf.
  *
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <llview/ids.h>
 
 #include "rt_internal.h"
 
@@ -151,6 +154,16 @@ static void put_pointer(struct rt_buf *b, const struct spec *sp, const char **fm
 		for (int i = 0; i < 6; i++)
 			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%02x",
 					      i && colons ? ":" : "", bytes[reversed ? 5 - i : i]);
+	} else if (ext[0] == 'S' || ext[0] == 's' || ext[0] == 'B') {
+		/* Core-kernel symbols as the kernel prints them; %ps without the
+		 * offset. Other addresses (modules, data) print as raw hex. */
+		if (!rt_symbol_text((uint64_t)ptr, out, sizeof(out))) {
+			put_hex_pointer(b, sp, ptr);
+			return;
+		}
+		if (ext[0] == 's')
+			out[strcspn(out, "+")] = 0;
+		n = strlen(out);
 	} else if (ext[0] == 'h') {
 		/* %*ph: field width = number of bytes (1 by default, at most 64). */
 		char sep = ext[1] == 'C' ? ':' : ext[1] == 'D' ? '-' : ext[1] == 'N' ? 0 : ' ';

@@ -234,3 +234,17 @@ ssize_t strscpy(char *dst, const char *src, size_t size)
 	__llview_memcpy(dst, src, len + 1, RT_NO_SITE);
 	return (ssize_t)len;
 }
+
+/* mm/maccess.c: a read that may fail. An IDS probing memory it cannot
+ * vouch for (carving module memory, a pointer from a hostile guest) gets
+ * -EFAULT for what the agent cannot serve instead of the end of its scan. */
+long copy_from_kernel_nofault(void *dst, const void *src, size_t size)
+{
+	uint64_t bad;
+	uint32_t status;
+
+	if (!size)
+		return 0;
+	refuse_guest(dst, RT_NO_SITE);
+	return rt_copy_in(dst, (uint64_t)src, size, &bad, &status) ? -14 /* -EFAULT */ : 0;
+}

@@ -209,6 +209,11 @@ int main(int argc, char **argv)
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	catch_faults();
+	if (argc > 0 && argv[0] && *argv[0]) {
+		const char *slash = strrchr(argv[0], '/');
+
+		rt_program = slash ? slash + 1 : argv[0];
+	}
 	/* An IDS that calls exit() itself still gets its last line out. */
 	atexit(rt_output_finish);
 	for (int i = 1; i < argc; i++) {

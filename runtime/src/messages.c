@@ -1,5 +1,5 @@
 /*
- * messages.c - the llview requests the runtime makes (READ, SYMS, INFO),
+ * messages.c - the llview requests the runtime makes (READ, SYMS, SYMBOLIZE, INFO),
  * built and checked once for every transport: a transport only moves one
  * sealed request and its reply (rt_transport->exchange).
  */
@@ -115,4 +115,34 @@ int rt_info(struct llv_info *info)
 		return -LLV_E_MALFORMED;
 	memcpy(info, reply + sizeof(struct llv_msg), sizeof(*info));
 	return 0;
+}
+
+int rt_symbolize(const uint64_t *addrs, uint32_t n, struct llv_symbol *syms, char (*names)[LLV_SYM_NAME_MAX])
+{
+	const u8 *reply;
+	u32 len;
+
+	if (n > LLV_MAX_SYMBOLIZE)
+		return -LLV_E_TOO_LARGE;
+	memcpy(request + sizeof(struct llv_msg), addrs, n * sizeof(u64));
+	int rc = exchange(LLV_REQ_SYMBOLIZE, n, sizeof(struct llv_msg) + n * sizeof(u64),
+			  LLV_REP_SYMBOLIZE, &reply, &len);
+	if (rc)
+		return rc;
+	const struct llv_msg *r = (const struct llv_msg *)reply;
+	size_t head = sizeof(*r) + (size_t)n * sizeof(struct llv_symbol);
+	if (r->count != n || len < head)
+		return -LLV_E_MALFORMED;
+	memcpy(syms, reply + sizeof(*r), n * sizeof(struct llv_symbol));
+	const char *name = (const char *)reply + head, *end = (const char *)reply + len;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t k = strnlen(name, (size_t)(end - name));
+
+		/* Every name is terminated inside the reply and fits LLV_SYM_NAME_MAX. */
+		if (name + k == end || k >= LLV_SYM_NAME_MAX)
+			return -LLV_E_MALFORMED;
+		memcpy(names[i], name, k + 1);
+		name += k + 1;
+	}
+	return name == end ? 0 : -LLV_E_MALFORMED;
 }

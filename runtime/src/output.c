@@ -18,10 +18,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <llview/ids.h>
+
 #include "rt_internal.h"
 
 #pragma GCC visibility push(hidden)
 int rt_json_mode;
+const char *rt_program = "ids";
 uint64_t rt_alerts;
 #pragma GCC visibility pop
 
@@ -34,6 +37,9 @@ static int log_line_open;
 
 static struct rt_buf record;
 static int record_open;
+/* An alert's technique while its fields are being added (llview_alert_begin). */
+static char alert_technique[128];
+static int alert_open;
 
 /* A format string the IDS passes may itself live in the guest. */
 static const char *local_format(const char *fmt, char *buf, size_t cap)
@@ -289,6 +295,10 @@ static void end_record_if_open(void)
 {
 	if (!record_open)
 		return;
+	if (alert_open) { /* a record or printk inside an alert ends the alert first */
+		llview_alert_end("unfinished alert");
+		return;
+	}
 	record_open = 0;
 	if (rt_json_mode)
 		rt_buf_putc(&record, '}');
@@ -386,37 +396,39 @@ void llview_record_end(void)
 	end_record_if_open();
 }
 
-void llview_alert(const char *fmt, ...)
-{
-	char fmt_copy[1024];
-	struct rt_buf text = { 0 };
-	va_list ap;
 
-	end_record_if_open();
-	end_log_line();
-	fmt = local_format(fmt, fmt_copy, sizeof(fmt_copy));
-	va_start(ap, fmt);
-	rt_vformat(&text, fmt, ap);
-	va_end(ap);
+/* Prints one alert: its message, then (structured alerts) the fields
+ * collected in `record`. */
+static void put_alert(struct rt_buf *text, int structured)
+{
 	/* One alert is one line: a trailing newline in the message is dropped. */
-	while (text.len && text.data[text.len - 1] == '\n')
-		text.data[--text.len] = 0;
+	while (text->len && text->data[text->len - 1] == '\n')
+		text->data[--text->len] = 0;
 	if (rt_json_mode) {
 		struct rt_buf obj = { 0 };
 
-		rt_buf_put(&obj, "{\"alert\":", 9);
-		put_json_string(&obj, text.data ? text.data : "", text.len);
+		if (structured) {
+			rt_buf_put(&obj, record.data, record.len); /* {"kind":"alert",fields */
+			rt_buf_put(&obj, ",\"program\":", 11);
+			put_json_string(&obj, rt_program, strlen(rt_program));
+			rt_buf_put(&obj, ",\"technique\":", 13);
+			put_json_string(&obj, alert_technique, strlen(alert_technique));
+			rt_buf_put(&obj, ",\"alert\":", 9);
+		} else {
+			rt_buf_put(&obj, "{\"alert\":", 9);
+		}
+		put_json_string(&obj, text->data ? text->data : "", text->len);
 		rt_buf_put(&obj, "}\n", 2);
 		write_out(obj.data, obj.len);
 		rt_buf_free(&obj);
 	} else {
 		/* Guest text must not be able to forge lines: control bytes in
-		 * the message are escaped (\n, \xNN). */
+		 * the message are escaped (\n, \xNN); field values are quoted. */
 		struct rt_buf line = { 0 };
 
 		rt_buf_put(&line, "ALERT: ", 7);
-		for (size_t i = 0; i < text.len; i++) {
-			unsigned char c = (unsigned char)text.data[i];
+		for (size_t i = 0; i < text->len; i++) {
+			unsigned char c = (unsigned char)text->data[i];
 			char esc[8];
 
 			if (c == '\n')
@@ -426,12 +438,77 @@ void llview_alert(const char *fmt, ...)
 			else
 				rt_buf_putc(&line, (char)c);
 		}
+		if (structured) {
+			rt_buf_put(&line, " [technique=", 12);
+			put_text_value(&line, alert_technique, strlen(alert_technique));
+			if (record.len)
+				rt_buf_putc(&line, ' ');
+			rt_buf_put(&line, record.data, record.len);
+			rt_buf_putc(&line, ']');
+		}
 		rt_buf_putc(&line, '\n');
 		write_out(line.data, line.len);
 		rt_buf_free(&line);
 	}
-	rt_buf_free(&text);
 	rt_alerts++;
+}
+
+static void format_message(struct rt_buf *text, const char *fmt, va_list ap)
+{
+	char fmt_copy[1024];
+
+	fmt = local_format(fmt, fmt_copy, sizeof(fmt_copy));
+	rt_vformat(text, fmt, ap);
+}
+
+void llview_alert(const char *fmt, ...)
+{
+	struct rt_buf text = { 0 };
+	va_list ap;
+
+	if (alert_open) /* an unfinished structured alert keeps its fields */
+		llview_alert_end("unfinished alert");
+	end_record_if_open();
+	end_log_line();
+	va_start(ap, fmt);
+	format_message(&text, fmt, ap);
+	va_end(ap);
+	put_alert(&text, 0);
+	rt_buf_free(&text);
+}
+
+void llview_alert_begin(const char *technique)
+{
+	char copy[sizeof(alert_technique)];
+
+	if (alert_open)
+		llview_alert_end("unfinished alert");
+	end_record_if_open();
+	end_log_line();
+	snprintf(alert_technique, sizeof(alert_technique), "%s",
+		 local_format(technique, copy, sizeof(copy)));
+	record.len = 0;
+	record_open = 1;
+	alert_open = 1;
+	if (rt_json_mode)
+		rt_buf_put(&record, "{\"kind\":\"alert\"", 15);
+}
+
+void llview_alert_end(const char *fmt, ...)
+{
+	struct rt_buf text = { 0 };
+	va_list ap;
+
+	if (!alert_open)
+		llview_alert_begin("unspecified");
+	va_start(ap, fmt);
+	format_message(&text, fmt, ap);
+	va_end(ap);
+	put_alert(&text, 1);
+	rt_buf_free(&text);
+	record.len = 0;
+	record_open = 0;
+	alert_open = 0;
 }
 
 /* ---- the kernel's string formatting (lib/vsprintf.c) ---- */

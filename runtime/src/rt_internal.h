@@ -59,6 +59,10 @@ extern const struct rt_transport_ops rt_shm_transport;
 int rt_read_pages(const uint64_t *addrs, uint32_t n, u8 *const *out, uint32_t *statuses);
 int rt_lookup_symbols(const char *const *names, uint32_t n, uint64_t *addrs);
 int rt_info(struct llv_info *info);
+/* SYMBOLIZE n (<= LLV_MAX_SYMBOLIZE) addresses: syms[i] and names[i] ("" and
+ * start 0 where addrs[i] is not in the core kernel's image). */
+int rt_symbolize(const uint64_t *addrs, uint32_t n, struct llv_symbol *syms,
+		 char (*names)[LLV_SYM_NAME_MAX]);
 
 struct rt_stats {
 	uint64_t requests;
@@ -128,7 +132,11 @@ void rt_buf_free(struct rt_buf *b);
  * extensions read guest memory through the cache. */
 void rt_vformat(struct rt_buf *b, const char *fmt, va_list ap);
 
+/* "name+0x1c/0x80" for a core-kernel address (symbols.c), or NULL. */
+const char *rt_symbol_text(uint64_t addr, char *buf, size_t cap);
+
 extern int rt_json_mode;
+extern const char *rt_program; /* argv[0]'s base name: "program" in alerts */
 extern uint64_t rt_alerts;
 void rt_output_finish(void);
 
