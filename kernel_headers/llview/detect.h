@@ -326,4 +326,59 @@ static inline void llview_field_pointer(const struct llview_modules *set, const 
 	}
 }
 
+/* cpu_online() without its `bt` instruction, which reads memory the IDS
+ * must fetch through llview (inline assembly cannot). */
+static inline int llview_cpu_online(unsigned int cpu)
+{
+	return (cpumask_bits(cpu_online_mask)[cpu / BITS_PER_LONG] >> (cpu % BITS_PER_LONG)) & 1;
+}
+
+/* ---- a set of kernel addresses (tasks, creds, ...) ---- */
+
+#define LLVIEW_SET_SLOTS (1u << 16) /* a power of two, twice pid_max's default */
+
+struct llview_addr_set {
+	unsigned int n;
+	unsigned long slot[LLVIEW_SET_SLOTS];
+	unsigned long value[LLVIEW_SET_SLOTS]; /* what the caller attaches */
+};
+
+/* The slot holding addr, or the empty one where it goes; NULL when full. */
+static inline unsigned long *llview_set_slot(struct llview_addr_set *s, unsigned long addr)
+{
+	unsigned int i = (unsigned int)((addr >> 6) * 0x9e3779b1u) & (LLVIEW_SET_SLOTS - 1);
+	unsigned int probes;
+
+	for (probes = 0; probes < LLVIEW_SET_SLOTS; probes++, i = (i + 1) & (LLVIEW_SET_SLOTS - 1))
+		if (s->slot[i] == addr || !s->slot[i])
+			return &s->slot[i];
+	return NULL;
+}
+
+/* Adds addr (non-zero); returns its value slot, or NULL when the set is full. */
+static inline unsigned long *llview_set_add(struct llview_addr_set *s, unsigned long addr)
+{
+	unsigned long *slot = llview_set_slot(s, addr);
+
+	if (!slot || (!*slot && 2 * (s->n + 1) > LLVIEW_SET_SLOTS))
+		return NULL;
+	if (!*slot) {
+		*slot = addr;
+		s->n++;
+	}
+	return &s->value[slot - s->slot];
+}
+
+static inline int llview_set_has(struct llview_addr_set *s, unsigned long addr)
+{
+	unsigned long *slot = llview_set_slot(s, addr);
+
+	return slot && *slot == addr;
+}
+
+static inline void llview_set_clear(struct llview_addr_set *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
 #endif /* LLVIEW_DETECT_H */

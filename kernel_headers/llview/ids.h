@@ -54,4 +54,15 @@ int llview_symbolize(unsigned long addr, struct llview_symbol *sym);
  * llview_symbolize() calls for them need no request. */
 void llview_symbolize_prefetch(const unsigned long *addrs, unsigned long n);
 
+/* Starts a new scan: cached guest pages are forgotten and the read budget
+ * (--max-reads) is renewed. The runtime starts one before main; an IDS that
+ * looks twice (to confirm a finding on a live guest, or to monitor) starts
+ * the next one itself. */
+void llview_scan_begin(void);
+
+/* Name -> address in the running kernel (KASLR slide applied) for n names
+ * in as few requests as possible; 0 for a name the kernel does not have.
+ * The kernel's own kallsyms_lookup_name() works too, one request a call. */
+void llview_lookup_names(const char *const *names, unsigned long n, unsigned long *addrs);
+
 #endif /* LLVIEW_IDS_H */

@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <llview/ids.h>
+
 #include "rt_internal.h"
 
 struct __llview_cache_slot __llview_cache[__LLVIEW_CACHE_SLOTS] = {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <llview/ids.h>
+
 #include "rt_internal.h"
 
 /* ---- RCU and locking: nothing to do from outside the guest ---- */

@@ -20,6 +20,8 @@
 
 #include <openssl/crypto.h>
 
+#include <llview/ids.h>
+
 #include "llview_wire.h"
 #include "rt_internal.h"
 
@@ -30,7 +32,6 @@ int rt_timeout_s = RT_DEFAULT_TIMEOUT;
 char rt_transport_error_text[256];
 #pragma GCC visibility pop
 
-void llview_scan_begin(void);
 
 static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport,
 							     &rt_shm_transport };

@@ -3,7 +3,8 @@
  * printk's %pS/%ps: SYMBOLIZE requests to the agent (which answers from the
  * running kernel's own kallsyms), batched by llview_symbolize_prefetch and
  * kept for the life of the process (the core kernel's symbols do not move
- * while it runs).
+ * while it runs); and name -> address at run time (llview_lookup_names,
+ * kallsyms_lookup_name) over SYMS, as the IDS's own kernel symbols are.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,4 +132,25 @@ const char *rt_symbol_text(uint64_t addr, char *buf, size_t cap)
 	snprintf(buf, cap, "%s+0x%lx/0x%lx", sym.name, (unsigned long)(addr - sym.start),
 		 sym.size);
 	return buf;
+}
+
+void llview_lookup_names(const char *const *names, unsigned long n, unsigned long *addrs)
+{
+	if (!n)
+		return;
+	for (unsigned long i = 0; i < n; i++)
+		if (rt_is_guest((uint64_t)names[i]))
+			rt_die("llview_lookup_names: name %lu is in guest memory, not the IDS's", i);
+	_Static_assert(sizeof(unsigned long) == sizeof(uint64_t), "addresses are u64");
+	int rc = rt_lookup_symbols(names, (uint32_t)n, (uint64_t *)addrs);
+	if (rc)
+		rt_transport_fail(rc);
+}
+
+unsigned long kallsyms_lookup_name(const char *name)
+{
+	unsigned long addr = 0;
+
+	llview_lookup_names(&name, 1, &addr);
+	return addr;
 }
