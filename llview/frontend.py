@@ -74,7 +74,9 @@ def kernel_flags(profile: KernelHeaders, include_dirs: Sequence[str] = (),
     for tree in (common, generated):
         if not (tree / "include").is_dir():
             raise LlviewError(f"kernel headers {tree} have no include/ directory")
-    flags = ["-nostdinc", "-D__KERNEL__", "-D__NO_FORTIFY",
+    # CC_USING_FENTRY: the kernel's Makefile defines it for its -mfentry builds (every x86-64
+    # kernel with ftrace); asm/ftrace.h refuses to compile without it.
+    flags = ["-nostdinc", "-D__KERNEL__", "-D__NO_FORTIFY", "-DCC_USING_FENTRY",
              "-DKBUILD_MODNAME=\"ids\"", "-DKBUILD_BASENAME=\"ids\""]
     for define in defines:
         flags.append(f"-D{define}")

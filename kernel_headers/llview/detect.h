@@ -191,6 +191,7 @@ static inline const char *llview_views_text(unsigned int views, char *buf, size_
 enum llview_owner_kind {
 	LLVIEW_OWNER_UNKNOWN,     /* no kernel image, no module: heap, vmalloc, nothing */
 	LLVIEW_OWNER_CORE_TEXT,   /* the core kernel's text, _stext.._etext */
+	LLVIEW_OWNER_INIT_TEXT,   /* its boot-time text, _sinittext.._einittext (freed) */
 	LLVIEW_OWNER_CORE_DATA,   /* the rest of the core kernel's image */
 	LLVIEW_OWNER_MODULE_TEXT, /* a module's core or init text */
 	LLVIEW_OWNER_MODULE_DATA, /* a module's read-only or writable data */
@@ -228,6 +229,10 @@ static inline void llview_owner_of(const struct llview_modules *set, unsigned lo
 		o->kind = LLVIEW_OWNER_CORE_TEXT;
 		return;
 	}
+	if (addr >= (unsigned long)_sinittext && addr < (unsigned long)_einittext) {
+		o->kind = LLVIEW_OWNER_INIT_TEXT;
+		return;
+	}
 	if (addr >= (unsigned long)_text && addr < (unsigned long)_end) {
 		o->kind = LLVIEW_OWNER_CORE_DATA;
 		return;
@@ -259,6 +264,8 @@ static inline const char *llview_owner_text(const struct llview_owner *o, char *
 	switch (o->kind) {
 	case LLVIEW_OWNER_CORE_TEXT:
 		return "core kernel text";
+	case LLVIEW_OWNER_INIT_TEXT:
+		return "core kernel init text (freed after boot)";
 	case LLVIEW_OWNER_CORE_DATA:
 		return "core kernel data";
 	case LLVIEW_OWNER_MODULE_TEXT:
@@ -296,6 +303,20 @@ static inline void llview_module_symbol(struct module *mod, unsigned long addr, 
 	if (best)
 		scnprintf(buf, len, "%s+0x%lx", ks->strtab + ks->symtab[best_i].st_name,
 			  addr - best);
+}
+
+/* "name+0x4" for a core-kernel address, else its hex value. */
+static inline const char *llview_symbolize_text(unsigned long addr, char *buf, size_t len)
+{
+	struct llview_symbol ks;
+
+	if (llview_symbolize(addr, &ks))
+		scnprintf(buf, len, "%px", (void *)addr);
+	else if (addr == ks.start)
+		scnprintf(buf, len, "%s", ks.name);
+	else
+		scnprintf(buf, len, "%s+0x%lx", ks.name, addr - ks.start);
+	return buf;
 }
 
 /* The evidence for a pointer, as alert fields: KEY (the address),
