@@ -238,7 +238,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     try:  # run_passes parses and verifies clang's IR itself
         rewritten, stats = run_passes(compat.link_compat(result.ir_text, flags),
-                                      supplied=runtime_lib.supplied_symbols())
+                                      supplied=runtime_lib.supplied_symbols(),
+                                      kernel_release=profile.release)
     except compile_error as e:
         return _print_diagnostics(e.diagnostics)
     module = _parse_ir(llvm, rewritten, "after llview's passes")

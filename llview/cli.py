@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "llview.build",        # llview build, llview opt
     "llview.layout",       # llview layout
     "llview.demo",         # llview demo
+    "llview.check",        # llview check
 ]
 
 

@@ -27,11 +27,16 @@ __all__ = ["PASS_NAMES", "CompileError", "Diagnostic", "PassStats", "run_passes"
 
 PASS_NAMES: list[str] = list(PASSES)
 SITE_TYPE = "%struct.__llview_site"
+KERNEL_RELEASE = "__llview_kernel_release"  # llview_rt.h
 
 
 def run_passes(ir_text: str, *, supplied: set[str], passes: list[str] | None = None,
-               verify: bool = True) -> tuple[str, list[PassStats]]:
-    """Rewrite `ir_text`; return the new IR (canonical llvmlite text) and per-pass statistics."""
+               verify: bool = True, kernel_release: str | None = None
+               ) -> tuple[str, list[PassStats]]:
+    """Rewrite `ir_text`; return the new IR (canonical llvmlite text) and per-pass statistics.
+
+    kernel_release (uname -r of the headers' kernel) becomes @__llview_kernel_release, so the
+    runtime refuses a guest running another kernel, whose struct layouts need not match."""
     names = PASS_NAMES if passes is None else passes
     unknown = [n for n in names if n not in PASSES]
     if unknown:
@@ -55,6 +60,10 @@ def run_passes(ir_text: str, *, supplied: set[str], passes: list[str] | None = N
         raise CompileError(sorted(ctx.diagnostics, key=lambda d: (d.line == 0, d.file, d.line,
                                                                    d.column)))
     all_stats.append(_emit_sites(view, ctx))
+    if kernel_release:
+        literal, size = c_string(kernel_release)
+        view.added_globals.append(f"@{KERNEL_RELEASE} = constant [{size} x i8] {literal}, "
+                                  "align 1")
     view = _hand_off(view, verify, "after emitting the site table")
     return str(view.module), all_stats
 
