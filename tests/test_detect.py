@@ -1,0 +1,190 @@
+"""The detection suite (`llview check`, ids_programs/) on a real guest.
+
+One guest of its own (in-kernel agent, ivshmem, confined workload, the profile's modules its
+init loads), so techniques planted here never disturb the other tests' guests; the host-side
+agent reads the same guest's RAM. A clean guest must give zero alerts from every program on all
+four paths: false positives are bugs. Techniques planted by the test rootkit (tests/rootkit/)
+must each be caught by the program meant for it, with the right evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import agent_proc
+from test_e2e import IDS_DIR, guest_out, llview_build, run_ids
+
+from llview.agent_cli import AgentProcess
+from llview.check import DETECTIONS
+from llview.keys import generate_key_file
+from llview.vm.qemu import VM
+
+pytestmark = pytest.mark.guest
+
+PATHS = ["host-tcp", "host-shm", "kernel-tcp", "kernel-shm"]
+
+
+def llview_check(url: str, key: Path, *extra: str, timeout: float = 600
+                 ) -> tuple[int, list[dict], str]:
+    done = subprocess.run([sys.executable, "-m", "llview.cli", "check", "--agent", url, "--key",
+                           str(key), "--json", *extra], capture_output=True, text=True,
+                          timeout=timeout)
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return done.returncode, records, done.stderr
+
+
+def alerts_of(records: list[dict], program: str | None = None) -> list[dict]:
+    return [r for r in records if r.get("kind") == "alert"
+            and (program is None or r.get("program") == program)]
+
+
+@pytest.fixture(scope="module")
+def detect_key(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("detect-key")
+    directory.chmod(0o700)
+    path = directory / "key.bin"
+    generate_key_file(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def detect_guest(kernel_profile, detect_key: Path):
+    vm = VM.start(f"pytest-detect-{os.getpid()}", kernel=str(kernel_profile.directory),
+                  quiet=True, agent="kernel", key=detect_key.read_bytes(), shm=True,
+                  confine=True)
+    try:
+        yield vm
+    finally:
+        vm.stop(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def detect_host_agent(detect_guest: VM, detect_key: Path):
+    agent_proc.build()
+    region = Path(f"/dev/shm/llview-pytest-{os.getpid()}-detect.shm")
+    region.unlink(missing_ok=True)
+    agent = AgentProcess(["--ram", detect_guest.ram_path, "--ram-size",
+                          str(detect_guest.ram_size), "--key-file", str(detect_key)],
+                         binary=agent_proc.AGENT, shm=str(region))
+    try:
+        yield agent
+    finally:
+        agent.stop()
+        region.unlink(missing_ok=True)
+
+
+def url_of(kind: str, vm: VM, host: AgentProcess) -> str:
+    return {"host-tcp": f"tcp://127.0.0.1:{host.port}", "host-shm": f"shm:{host.shm}",
+            "kernel-tcp": vm.tcp_url, "kernel-shm": vm.shm_url}[kind]
+
+
+@pytest.mark.parametrize("kind", PATHS)
+def test_clean_guest_gives_no_alert(kind, detect_guest, detect_host_agent, detect_key):
+    rc, records, stderr = llview_check(url_of(kind, detect_guest, detect_host_agent), detect_key)
+    programs = {r["program"]: r for r in records if r.get("kind") == "check"}
+    assert set(programs) == set(DETECTIONS), stderr
+    assert not alerts_of(records), alerts_of(records)
+    assert all(p["status"] == "clean" for p in programs.values()), programs
+    assert rc == 0, stderr
+    # Every program really read the guest (each makes requests beyond its symbol look-up).
+    assert all(p["requests"] >= 3 for p in programs.values()), programs
+
+
+def test_lsmod_equals_proc_modules(detect_guest, detect_host_agent, detect_key, tmp_path):
+    binary = tmp_path / "lsmod"
+    built = llview_build(IDS_DIR / "lsmod.c", binary)
+    assert built.returncode == 0, built.stderr
+    url = f"tcp://127.0.0.1:{detect_host_agent.port}"
+    listed = [json.loads(line) for line in
+              run_ids(binary, url, detect_key, "--json").stdout.splitlines()]
+    proc = {}
+    for line in guest_out(detect_guest, "cat /proc/modules").splitlines():
+        name, size, _refs, _deps, state, base = line.split()[:6]
+        proc[name] = (int(size), state.lower(), int(base, 16))
+    assert len(proc) >= 10, "the guest's init loads the profile's virtio and crypto modules"
+    assert {m["name"]: (m["size"], m["state"], int(m["base"], 16)) for m in listed} == proc
+    taints = {m["name"]: int(m["taints"], 16) for m in listed}
+    assert taints["llview_agent"] & (1 << 12), "an out-of-tree module carries TAINT_OOT_MODULE"
+
+
+SYMBOLS_IDS = r"""
+#include <linux/kallsyms.h>
+#include <linux/sched.h>
+#include <asm/syscall.h>
+#include <llview/ids.h>
+
+extern struct list_head modules;
+
+int main(void)
+{
+	unsigned long probe[] = {
+		(unsigned long)sys_call_table[0], (unsigned long)sys_call_table[1] + 3,
+		(unsigned long)&init_task + 100, (unsigned long)modules.next, 0x1000,
+		(unsigned long)init_task.tasks.next,
+	};
+	unsigned int i;
+
+	llview_symbolize_prefetch(probe, sizeof(probe) / sizeof(probe[0]));
+	for (i = 0; i < sizeof(probe) / sizeof(probe[0]); i++) {
+		struct llview_symbol s;
+		int found = !llview_symbolize(probe[i], &s);
+
+		llview_record_begin("symbol");
+		llview_field_uint("i", i);
+		llview_field_int("found", found);
+		llview_field_str("name", s.name);
+		llview_field_uint("offset", found ? probe[i] - s.start : 0);
+		llview_field_uint("size", s.size);
+		llview_record_end();
+		pr_info("%pS %ps\n", (void *)probe[i], (void *)probe[i]);
+	}
+	return 0;
+}
+"""
+
+
+def test_both_agents_symbolize_alike(detect_guest, detect_host_agent, detect_key, tmp_path):
+    """SYMBOLIZE: the host agent (kallsyms decoded from RAM) and the module (the kernel's own
+    kallsyms_lookup) must give the same answers: core-kernel symbols, nothing for the rest."""
+    source = tmp_path / "symbols.c"
+    source.write_text(SYMBOLS_IDS)
+    built = llview_build(source, tmp_path / "symbols")
+    assert built.returncode == 0, built.stderr
+    outputs = {}
+    for kind in ("host-tcp", "kernel-tcp"):
+        url = url_of(kind, detect_guest, detect_host_agent)
+        outputs[kind] = run_ids(tmp_path / "symbols", url, detect_key, "--json").stdout
+    assert outputs["host-tcp"] == outputs["kernel-tcp"]
+    records = [json.loads(line) for line in outputs["host-tcp"].splitlines()]
+    symbols = [r for r in records if r.get("kind") == "symbol"]
+    assert symbols[0]["name"] == "__x64_sys_read" and symbols[0]["offset"] == 0
+    assert symbols[1]["name"] == "__x64_sys_write" and symbols[1]["offset"] == 3
+    assert symbols[2]["name"] == "init_task" and symbols[2]["offset"] == 100
+    assert symbols[2]["size"] > 100
+    assert not symbols[3]["found"], "a module's address is not the core kernel's"
+    assert not symbols[4]["found"]
+    assert not symbols[5]["found"], "a task_struct lives in the heap"
+    logs = [r["log"] for r in records if "log" in r]
+    assert logs[1].startswith("__x64_sys_write+0x3/0x") and logs[1].endswith(
+        " __x64_sys_write")
+
+
+def test_check_says_which_program_failed(detect_key, tmp_path):
+    """No agent: every program is an error (exit 2), each naming what went wrong."""
+    rc, records, _ = llview_check("tcp://127.0.0.1:9", detect_key, "--timeout", "2")
+    assert rc == 2
+    programs = [r for r in records if r.get("kind") == "check"]
+    assert len(programs) == len(DETECTIONS)
+    assert all(p["status"] == "error" and "127.0.0.1:9" in p["error"] for p in programs)
+
+
+def test_check_rejects_unknown_program(detect_key):
+    done = subprocess.run([sys.executable, "-m", "llview.cli", "check", "--agent",
+                           "tcp://127.0.0.1:9", "--key", str(detect_key), "--only", "nosuch"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no program nosuch" in done.stderr
