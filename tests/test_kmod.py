@@ -172,6 +172,19 @@ def test_syms_several_and_unknown(kguest: KmodGuest, transport: str):
 
 @pytest.mark.guest
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_symbolize_core_kernel_only(kguest: KmodGuest, transport: str):
+    with _closing(_connect(kguest, transport)) as client:
+        read_at, banner_at = client.syms(["__x64_sys_read", "linux_banner"])
+        module_at = int(kguest.check("cat /sys/module/llview_agent/sections/.text").strip(), 16)
+        answers = client.symbolize([read_at, read_at + 5, banner_at, module_at, 1 << 63, 0])
+    assert answers[0][0] == read_at and answers[0][2] == "__x64_sys_read" and answers[0][1] > 5
+    assert answers[1] == answers[0]
+    assert answers[2][:1] == (banner_at,) and answers[2][2] == "linux_banner"
+    assert answers[3:] == [(0, 0, "")] * 3, "modules and other memory are the IDS's to walk"
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_read_statuses_for_bad_addresses(kguest: KmodGuest, transport: str):
     with _closing(_connect(kguest, transport)) as client:
         info = client.info()
@@ -225,7 +238,8 @@ _BAD_FRAME_ERRORS = {
     "oversized": "LLV_E_TOO_LARGE", "unknown_type": "LLV_E_BAD_TYPE",
     "reply_type": "LLV_E_BAD_TYPE", "short_message": "LLV_E_MALFORMED",
     "read_length": "LLV_E_MALFORMED", "syms_no_nul": "LLV_E_MALFORMED",
-    "syms_trailing": "LLV_E_MALFORMED",
+    "syms_trailing": "LLV_E_MALFORMED", "symbolize_length": "LLV_E_MALFORMED",
+    "symbolize_too_many": "LLV_E_TOO_LARGE",
 }
 # Shared memory only: request_len, which says how much of the request area is the frame.
 _SHM_LENGTH_ERRORS = {
@@ -269,6 +283,11 @@ def test_bad_frames_get_their_error(kguest: KmodGuest, case: str, transport: str
             frame = client.seal(MSG.pack(C["LLV_REQ_SYMS"], 0, 1) + b"linux_banner")
         elif case == "syms_trailing":
             frame = client.seal(MSG.pack(C["LLV_REQ_SYMS"], 0, 1) + b"linux_banner\0junk")
+        elif case == "symbolize_length":
+            frame = client.seal(MSG.pack(C["LLV_REQ_SYMBOLIZE"], 0, 2) + bytes(8))
+        elif case == "symbolize_too_many":
+            n = C["LLV_MAX_SYMBOLIZE"] + 1
+            frame = client.seal(MSG.pack(C["LLV_REQ_SYMBOLIZE"], 0, n) + bytes(8 * n))
         else:
             frame = client.seal(info)
             request_len = {"len_over_area": SHM["LLV_SHM_AREA_SIZE"] + 1,

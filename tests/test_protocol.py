@@ -339,6 +339,27 @@ def test_malformed_syms(agent, psk, count, body):
     assert err.code == (C["LLV_E_TOO_LARGE"] if count > 1000 else C["LLV_E_MALFORMED"])
 
 
+@pytest.mark.parametrize("count,naddrs", [(2, 1), (1, 2), (0, 1)])
+def test_symbolize_count_mismatch(agent, psk, count, naddrs):
+    c = Client(agent.port, psk)
+    body = b"".join(struct.pack("<Q", SINGLE) for _ in range(naddrs))
+    c.sock.sendall(c.seal(MSG.pack(C["LLV_REQ_SYMBOLIZE"], 0, count) + body))
+    assert c.expect_error().code == C["LLV_E_MALFORMED"]
+
+
+def test_symbolize_over_its_limit(agent, psk):
+    c = Client(agent.port, psk)
+    n = C["LLV_MAX_SYMBOLIZE"] + 1
+    c.sock.sendall(c.seal(MSG.pack(C["LLV_REQ_SYMBOLIZE"], 0, n) + b"\0" * 8 * n))
+    err = c.expect_error()
+    assert err.code == C["LLV_E_TOO_LARGE"] and str(C["LLV_MAX_SYMBOLIZE"]) in err.message
+
+
+def test_symbolize_in_raw_mode_knows_nothing(agent, psk):
+    c = Client(agent.port, psk)
+    assert c.symbolize([SINGLE, 0, 2**64 - 1]) == [(0, 0, "")] * 3
+
+
 def test_info_with_a_body(agent, psk):
     c = Client(agent.port, psk)
     c.sock.sendall(c.seal(MSG.pack(INFO, 0, 0) + b"x"))
@@ -526,6 +547,32 @@ def test_synthetic_kernel_found_and_symbols_decoded(tmp_path, key):
         err = a.stop()
     # The stale note came first in RAM and was skipped.
     assert "kallsyms: 10 symbols decoded" in err and "VMCOREINFO at physical 0x302000" in err
+
+
+def test_synthetic_kernel_symbolizes_as_kallsyms_lookup(tmp_path, key):
+    """Address -> symbol as the kernel's kallsyms_lookup(): the highest start <= address, the
+    first of its aliases, sized to the next higher start (_end for the last); nothing outside
+    _stext.._end. The table is deliberately not in address order: the agent sorts it."""
+    kernel = FakeKernel()
+    t = kernel.text
+    kernel.symbols = [
+        ("A", "fixed_percpu_data", 0x0), ("T", "_text", t), ("T", "_stext", t + 0x1000),
+        ("T", "handler_b", t + 0x2400), ("T", "handler_a", t + 0x2000),
+        ("t", "alias_first", t + 0x3000), ("t", "alias_second", t + 0x3000),
+        ("D", "init_task", t + 0x300000), ("D", "linux_banner", t + 0x300800),
+        ("D", "page_offset_base", t + 0x301000), ("B", "_end", t + 0x400000),
+    ]
+    a = start_fake_kernel_agent(tmp_path, key, kernel)
+    try:
+        c = Client(a.port, key[1])
+        assert c.symbolize([t + 0x2000, t + 0x2010, t + 0x2400, t + 0x3004, t + 0x301008]) == [
+            (t + 0x2000, 0x400, "handler_a"), (t + 0x2000, 0x400, "handler_a"),
+            (t + 0x2400, 0xC00, "handler_b"), (t + 0x3000, 0x2FD000, "alias_first"),
+            (t + 0x301000, 0xFF000, "page_offset_base")]
+        outside = [t, t + 0x400000, 0x1C000, 0xFFFF888000001000, 0x1000]
+        assert c.symbolize(outside) == [(0, 0, "")] * len(outside)
+    finally:
+        a.stop()
 
 
 def test_synthetic_kernel_with_mismatched_stext_is_refused(tmp_path, key):

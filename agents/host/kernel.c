@@ -262,6 +262,17 @@ static double now_ms(void)
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
 
+/* qsort has no context argument: the kernel being indexed (decoding is single-threaded). */
+static const struct llv_kernel *sorting;
+
+static int by_address(const void *a, const void *b)
+{
+	u32 i = *(const u32 *)a, j = *(const u32 *)b;
+	u64 x = sorting->addr[i], y = sorting->addr[j];
+
+	return x < y ? -1 : x > y ? 1 : (i > j) - (i < j);
+}
+
 static int decode_kallsyms(struct llv_kernel *k, char *err, size_t errlen)
 {
 	const struct llv_vmcoreinfo *vi = &k->vi;
@@ -388,6 +399,15 @@ static int decode_kallsyms(struct llv_kernel *k, char *err, size_t errlen)
 	}
 
 	k->nsyms = n;
+	/* kallsyms is sorted by address already (scripts/kallsyms), but the
+	 * agent does not take a guest's word for it: SYMBOLIZE searches this. */
+	k->by_addr = malloc((size_t)n * sizeof(*k->by_addr));
+	if (!k->by_addr)
+		FAIL("out of memory for the address index");
+	for (u32 i = 0; i < n; i++)
+		k->by_addr[i] = i;
+	sorting = k;
+	qsort(k->by_addr, n, sizeof(*k->by_addr), by_address);
 	for (k->nbuckets = 1; k->nbuckets < 2 * n; k->nbuckets <<= 1)
 		;
 	k->bucket = calloc(k->nbuckets, sizeof(*k->bucket));
@@ -408,30 +428,31 @@ fail:
 const char *llv_kernel_symbolize(const struct llv_kernel *k, u64 va, u64 *start, u64 *size)
 {
 	u64 stext = llv_kernel_symbol(k, "_stext"), end = llv_kernel_symbol(k, "_end");
+	const u32 *idx = k->by_addr;
 	u32 lo = 0, hi = k->nsyms;
 
-	if (!k->nsyms || !stext || va < stext || va >= end)
+	if (!k->nsyms || !idx || !stext || va < stext || va >= end || k->addr[idx[0]] > va)
 		return NULL;
-	/* kallsyms is sorted by address (scripts/kallsyms): the last entry <= va. */
+	/* The last entry <= va, then back to the first of its aliases. */
 	while (hi - lo > 1) {
 		u32 mid = lo + (hi - lo) / 2;
 
-		if (k->addr[mid] <= va)
+		if (k->addr[idx[mid]] <= va)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	while (lo && k->addr[lo - 1] == k->addr[lo])
+	while (lo && k->addr[idx[lo - 1]] == k->addr[idx[lo]])
 		lo--;
-	*start = k->addr[lo];
+	*start = k->addr[idx[lo]];
 	*size = end - *start;
 	for (u32 i = lo + 1; i < k->nsyms; i++) {
-		if (k->addr[i] > *start) {
-			*size = k->addr[i] - *start;
+		if (k->addr[idx[i]] > *start) {
+			*size = k->addr[idx[i]] - *start;
 			break;
 		}
 	}
-	return k->names + k->name_off[lo];
+	return k->names + k->name_off[idx[lo]];
 }
 
 void llv_kernel_free(struct llv_kernel *k)
@@ -441,6 +462,7 @@ void llv_kernel_free(struct llv_kernel *k)
 	free(k->addr);
 	free(k->type);
 	free(k->dup);
+	free(k->by_addr);
 	free(k->bucket);
 	memset(k, 0, sizeof(*k));
 }

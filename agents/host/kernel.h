@@ -38,6 +38,7 @@ struct llv_kernel {
 	u64 *addr;
 	char *type;
 	u8 *dup;     /* another symbol has the same name */
+	u32 *by_addr; /* symbol indices sorted by address, then by index (aliases in order) */
 	u32 *bucket; /* open-addressing hash: symbol index + 1, 0 empty */
 	u32 nbuckets;
 	double decode_ms;

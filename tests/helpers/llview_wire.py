@@ -45,6 +45,7 @@ HELLO = struct.Struct("<IHH32s")
 FRAME_HDR = struct.Struct("<IIQ")
 MSG = struct.Struct("<HHI")
 INFO = struct.Struct("<QQII64s")
+SYMBOL = struct.Struct("<QQ")  # struct llv_symbol
 MAX_PAYLOAD = MSG.size + MAX_PAGES * (4 + PAGE)  # LLV_MAX_PAYLOAD
 
 
@@ -188,6 +189,17 @@ class Client:
         assert rep.type == C["LLV_REP_SYMS"] and rep.count == len(names)
         assert len(rep.body) == 8 * len(names)
         return list(struct.unpack(f"<{len(names)}Q", rep.body))
+
+    def symbolize(self, addresses: list[int]) -> list[tuple[int, int, str]]:
+        """SYMBOLIZE: (start, size, name) per address; (0, 0, "") outside the core kernel."""
+        body = b"".join(struct.pack("<Q", a) for a in addresses)
+        rep = self.request(C["LLV_REQ_SYMBOLIZE"], len(addresses), body)
+        assert rep.type == C["LLV_REP_SYMBOLIZE"] and rep.count == len(addresses)
+        fixed = SYMBOL.size * rep.count
+        names = rep.body[fixed:].split(b"\0")
+        assert len(names) == rep.count + 1 and names[-1] == b"", "names not NUL-terminated"
+        return [(*SYMBOL.unpack_from(rep.body, SYMBOL.size * i), names[i].decode())
+                for i in range(rep.count)]
 
     def info(self) -> dict:
         rep = self.request(C["LLV_REQ_INFO"], 0)
