@@ -93,6 +93,7 @@ def ids_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             "clang-19", "-O2", "-Wall", "-Wextra", "-Werror",
             "-I", str(RUNTIME / "include"), "-I", str(RUNTIME / "src"),
+            "-I", str(REPO / "kernel_headers"),
             str(REPO / "tests/runtime/test_ids.c"),
             str(RUNTIME / "build/libllview_rt.a"), "-lcrypto", "-o", str(out),
         ],
@@ -426,6 +427,7 @@ PRINTK_EXPECTED = [
     "short: [Linux] [     Linux]",
     "null: (null) bad: (efault) wild: (efault)",
     "ptr: ffff888012345678 ffff888012345678 ffff888012345678 ffffffff81000000",
+    "sym: linux_banner+0x4/0xf00 linux_banner",
     "net: 192.168.1.2 52:54:00:ab:cd:ef ef:cd:ab:00:54:52 52 54 00 52:54 525400ab",
     "ab",
     "c",
@@ -456,6 +458,24 @@ def test_alert_sets_exit_status(ids_binary, agent, key):
     r = run_ids(ids_binary, "alert", agent, key[1], "--json")
     assert r.returncode == 1
     assert json.loads(r.stdout) == {"alert": f"suspicious task {banner} pid 1234"}
+
+
+def test_structured_alert_fields(ids_binary, agent, key):
+    banner = BANNER.decode()
+    r = run_ids(ids_binary, "structured_alert", agent, key[1], "--json")
+    assert r.returncode == 1, r.stderr
+    first, unfinished, after = (json.loads(line) for line in r.stdout.splitlines())
+    assert first == {"kind": "alert", "program": ids_binary.name,
+                     "technique": "syscall_table_hook", "number": 62, "banner": banner,
+                     "alert": "entry 62 points to unknown memory"}
+    assert unfinished == {"kind": "alert", "program": ids_binary.name,
+                          "technique": "unfinished", "n": 1, "alert": "unfinished alert"}
+    assert after == {"kind": "after", "m": 2}
+    r = run_ids(ids_binary, "structured_alert", agent, key[1])
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ALERT: entry 62 points to unknown memory [technique="
+                               "syscall_table_hook number=62 banner=\"Linux version")
+    assert lines[0].endswith('\\n"]') and len(lines) == 3, "guest text stays on one line"
 
 
 def test_ids_return_value_is_exit_status(ids_binary, agent, key):

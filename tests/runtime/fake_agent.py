@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-MAGIC = 0x31564C4C
-VERSION = 1
-PAGE = 4096
-HELLO = struct.Struct("<IHH32s")
-FRAME = struct.Struct("<IIQ")
-MSG = struct.Struct("<HHI")
-ROLE_CLIENT, ROLE_SERVER = 1, 2
-REQ_READ, REP_READ, REQ_SYMS, REP_SYMS, REQ_INFO, REP_INFO, REP_ERROR = range(1, 8)
-OK, UNMAPPED, NONCANONICAL = 0, 1, 2
-E_AUTH, E_MALFORMED = 2, 5
-INFO = struct.Struct("<QQII64s")
+from helpers.llview_wire import C, FRAME_HDR, HELLO, INFO, MSG, SYMBOL  # one protocol source
+
+MAGIC, VERSION, PAGE = C["LLV_MAGIC"], C["LLV_VERSION"], C["LLV_PAGE_SIZE"]
+FRAME = FRAME_HDR
+ROLE_CLIENT, ROLE_SERVER = C["LLV_ROLE_CLIENT"], C["LLV_ROLE_SERVER"]
+REQ_READ, REP_READ = C["LLV_REQ_READ"], C["LLV_REP_READ"]
+REQ_SYMS, REP_SYMS = C["LLV_REQ_SYMS"], C["LLV_REP_SYMS"]
+REQ_INFO, REP_INFO, REP_ERROR = C["LLV_REQ_INFO"], C["LLV_REP_INFO"], C["LLV_REP_ERROR"]
+REQ_SYMBOLIZE, REP_SYMBOLIZE = C["LLV_REQ_SYMBOLIZE"], C["LLV_REP_SYMBOLIZE"]
+OK, UNMAPPED, NONCANONICAL = C["LLV_OK"], C["LLV_UNMAPPED"], C["LLV_NONCANONICAL"]
+E_AUTH, E_MALFORMED = C["LLV_E_AUTH"], C["LLV_E_MALFORMED"]
+KERNEL_IMAGE_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map: where a kernel's image lives
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
@@ -154,6 +155,19 @@ class FakeAgent:
             names = body.split(b"\0")[:count]
             addrs = [self.symbols.get(name.decode(), 0) for name in names]
             return MSG.pack(REP_SYMS, 0, count) + struct.pack(f"<{count}Q", *addrs)
+        if kind == REQ_SYMBOLIZE:  # symbols in the kernel image map; the last one 4 KiB long
+            by_addr = sorted((a, n) for n, a in self.symbols.items() if a >= KERNEL_IMAGE_MAP)
+            fixed, names = b"", b""
+            for addr in struct.unpack_from(f"<{count}Q", body):
+                below = [(a, n) for a, n in by_addr if a <= addr < by_addr[-1][0] + PAGE]
+                if not below:
+                    fixed, names = fixed + SYMBOL.pack(0, 0), names + b"\0"
+                    continue
+                start, name = below[-1]
+                higher = [a for a, _ in by_addr if a > start] + [by_addr[-1][0] + PAGE]
+                fixed += SYMBOL.pack(start, higher[0] - start)
+                names += name.encode() + b"\0"
+            return MSG.pack(REP_SYMBOLIZE, 0, count) + fixed + names
         if kind == REQ_INFO:
             return MSG.pack(REP_INFO, 0, 0) + INFO.pack(0x31200000, 0, 5, 0, self.release)
         return MSG.pack(REP_ERROR, 0, E_MALFORMED) + b"unknown request\0"

@@ -12,19 +12,11 @@
 
 #include "fastpath.c" /* the inline hit path, as the driver inlines it */
 #include "llview_rt.h"
+#include <llview/ids.h>
 
 int _printk(const char *fmt, ...);
 int __llview_snprintf(char *buf, unsigned long size, const char *fmt, ...);
 long strscpy(char *dst, const char *src, unsigned long size);
-int llview_json(void);
-void llview_record_begin(const char *kind);
-void llview_field_int(const char *key, long long v);
-void llview_field_uint(const char *key, unsigned long long v);
-void llview_field_hex(const char *key, unsigned long long v);
-void llview_field_str(const char *key, const char *s);
-void llview_record_end(void);
-void llview_alert(const char *fmt, ...);
-void llview_scan_begin(void);
 
 const char __llview_kernel_release[] = "6.1.0-test";
 
@@ -95,6 +87,7 @@ static int printk_formats(void)
 		(char *)0x0000100000001230UL);
 	_printk("ptr: %p %px %pK %pS\n", (void *)0xffff888012345678UL, (void *)0xffff888012345678UL,
 		(void *)0xffff888012345678UL, (void *)0xffffffff81000000UL);
+	_printk("sym: %pS %ps\n", (char *)SYM(0) + 4, (char *)SYM(0) + 4);
 	_printk("net: %pI4 %pM %pMR %*ph %*phC %*phN\n", ip, mac, mac, 3, mac, 2, mac, 4, mac);
 	_printk("\0016a");
 	_printk("\001c" "b\n");
@@ -254,6 +247,19 @@ int __llview_ids_main(void)
 	}
 	if (!strcmp(scenario, "alert")) {
 		llview_alert("suspicious task %s pid %d\n", SYM(0), 1234);
+		return 0;
+	}
+	if (!strcmp(scenario, "structured_alert")) {
+		llview_alert_begin("syscall_table_hook");
+		llview_field_uint("number", 62);
+		llview_field_str("banner", SYM(0)); /* evidence read from the guest */
+		llview_alert_end("entry %d points to %s", 62, "unknown memory");
+		/* An alert left open by a record is ended, not merged into it. */
+		llview_alert_begin("unfinished");
+		llview_field_int("n", 1);
+		llview_record_begin("after");
+		llview_field_int("m", 2);
+		llview_record_end();
 		return 0;
 	}
 	if (!strcmp(scenario, "exit")) { /* exit() from the IDS: the open record is still written */
