@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from helpers.llview_wire import C, FRAME_HDR, HELLO, INFO, MSG, SYMBOL  # one protocol source
+from helpers.llview_wire import FRAME_HDR, HELLO, INFO, MSG, SYMBOL, C  # one protocol source
 
 MAGIC, VERSION, PAGE = C["LLV_MAGIC"], C["LLV_VERSION"], C["LLV_PAGE_SIZE"]
 FRAME = FRAME_HDR
