@@ -136,29 +136,46 @@ static inline int llview_is_module_at(unsigned long addr)
 	return addr >= base && addr < base + size && strnlen(name, sizeof(name)) < sizeof(name);
 }
 
+/* The struct modules in one page of module memory (at its cache lines). */
+static inline void llview_carve_page(struct llview_modules *set, unsigned long page,
+				     const unsigned long *word)
+{
+	const unsigned long self_at = offsetof(struct module, mkobj.mod);
+	unsigned long off;
+
+	for (off = 0; off < PAGE_SIZE; off += SMP_CACHE_BYTES) {
+		unsigned long at = page + off;
+
+		/* The cheap test first, on the page in hand when it holds the field. */
+		if (off + self_at + sizeof(long) <= PAGE_SIZE &&
+		    word[(off + self_at) / sizeof(long)] != at)
+			continue;
+		if (llview_is_module_at(at))
+			llview_module_seen(set, (struct module *)at, LLVIEW_VIEW_MEMORY);
+	}
+}
+
+#define LLVIEW_CARVE_PAGES 32 /* read together; one unmapped page sends us page by page */
+
 /* Carves module memory: every cache line of [mod_tree.addr_min, addr_max)
  * that holds a struct module (the struct is cache-line aligned). Unmapped
  * pages between modules are skipped. */
 static inline void llview_modules_from_memory(struct llview_modules *set)
 {
-	unsigned long lo = mod_tree.addr_min & PAGE_MASK, hi = mod_tree.addr_max, page;
-	unsigned long word[PAGE_SIZE / sizeof(unsigned long)];
-	const unsigned long self_at = offsetof(struct module, mkobj.mod);
+	static unsigned long chunk[LLVIEW_CARVE_PAGES][PAGE_SIZE / sizeof(unsigned long)];
+	unsigned long lo = mod_tree.addr_min & PAGE_MASK, hi = mod_tree.addr_max, start;
 
-	for (page = lo; lo < hi && page < hi; page += PAGE_SIZE) {
-		unsigned long off;
+	for (start = lo; lo < hi && start < hi; start += LLVIEW_CARVE_PAGES * PAGE_SIZE) {
+		unsigned long pages = min((hi - start + PAGE_SIZE - 1) / PAGE_SIZE,
+					  (unsigned long)LLVIEW_CARVE_PAGES);
+		int whole = !copy_from_kernel_nofault(chunk, (void *)start, pages * PAGE_SIZE);
+		unsigned long i;
 
-		if (copy_from_kernel_nofault(word, (void *)page, PAGE_SIZE))
-			continue;
-		for (off = 0; off < PAGE_SIZE; off += SMP_CACHE_BYTES) {
-			unsigned long at = page + off;
+		for (i = 0; i < pages; i++) {
+			unsigned long page = start + i * PAGE_SIZE;
 
-			/* The cheap test first, on the page in hand when it holds the field. */
-			if (off + self_at + sizeof(long) <= PAGE_SIZE &&
-			    word[(off + self_at) / sizeof(long)] != at)
-				continue;
-			if (llview_is_module_at(at))
-				llview_module_seen(set, (struct module *)at, LLVIEW_VIEW_MEMORY);
+			if (whole || !copy_from_kernel_nofault(chunk[i], (void *)page, PAGE_SIZE))
+				llview_carve_page(set, page, chunk[i]);
 		}
 	}
 	set->views_taken |= LLVIEW_VIEW_MEMORY;

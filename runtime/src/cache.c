@@ -56,6 +56,24 @@ static inline struct __llview_cache_slot *slot_of(uint64_t page)
 	return &__llview_cache[page & (__LLVIEW_CACHE_SLOTS - 1)];
 }
 
+/* Pages the agent refused in this scan (unmapped, outside RAM, ...): asked
+ * again within the scan they would be refused again, so a prober (module
+ * memory carved with copy_from_kernel_nofault, full of guard pages) pays
+ * one request per hole. Direct-mapped; llview_scan_begin empties it. */
+#define UNSERVED_SLOTS 1024
+struct unserved_page {
+	uint64_t page;
+	uint32_t status;
+};
+static struct unserved_page unserved[UNSERVED_SLOTS] = {
+	[0 ... UNSERVED_SLOTS - 1] = { ~0UL, 0 },
+};
+
+static inline struct unserved_page *unserved_slot(uint64_t page)
+{
+	return &unserved[page & (UNSERVED_SLOTS - 1)];
+}
+
 void rt_cache_init(void)
 {
 	if (pool)
@@ -73,6 +91,8 @@ void llview_scan_begin(void)
 		__llview_cache[i].page = ~0UL;
 		__llview_cache[i].data = NULL;
 	}
+	for (size_t i = 0; i < UNSERVED_SLOTS; i++)
+		unserved[i].page = ~0UL;
 	__llview_read_budget = rt_max_reads;
 }
 
@@ -96,13 +116,24 @@ static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
 	uint64_t want[LLV_MAX_PAGES];
 	u8 *out[LLV_MAX_PAGES];
 	uint32_t statuses[LLV_MAX_PAGES];
-	uint32_t count = 0;
+	uint32_t count = 0, known_status = 0;
+	uint64_t known_bad = 0, failed = 0;
 
 	for (; *next < stop && count < LLV_MAX_PAGES; (*next)++) {
 		uint64_t page = *next;
+		struct unserved_page *u = unserved_slot(page);
 
 		if (slot_of(page)->page == page)
 			continue;
+		if (u->page == page) { /* refused earlier in this scan: not asked again */
+			if (page >= need_lo && page < need_hi) {
+				known_bad = page;
+				known_status = u->status;
+				(*next)++;
+				break;
+			}
+			continue;
+		}
 		/* The slot's old page is dropped before the fetch, so a failed
 		 * fetch never leaves stale data behind. */
 		slot_of(page)->page = ~0UL;
@@ -110,11 +141,13 @@ static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
 		out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
 		count++;
 	}
-	if (!count)
-		return 0;
-	int rc = rt_read_pages(want, count, out, statuses);
-	if (rc)
-		rt_transport_fail(rc);
+	if (count) {
+		int rc = rt_read_pages(want, count, out, statuses);
+
+		if (rc)
+			rt_transport_fail(rc);
+	}
+	/* Every page served is kept, also those after a failed one. */
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t got = want[i] >> __LLVIEW_PAGE_SHIFT;
 
@@ -122,12 +155,20 @@ static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
 			rt_stats.pages_fetched++;
 			slot_of(got)->data = (char *)out[i];
 			slot_of(got)->page = got;
-		} else if (got >= need_lo && got < need_hi) {
+			continue;
+		}
+		unserved_slot(got)->page = got;
+		unserved_slot(got)->status = statuses[i];
+		if (!failed && got >= need_lo && got < need_hi) {
 			*status = statuses[i];
-			return got;
+			failed = got;
 		}
 	}
-	return 0;
+	if (!failed && known_bad) {
+		*status = known_status;
+		failed = known_bad;
+	}
+	return failed;
 }
 
 /*
