@@ -90,10 +90,15 @@ def headers_dir(profile: Profile, quiet: bool = False) -> Path:
     return kdir
 
 
+def source_files(source_dir: Path, prefix: str) -> dict[str, bytes]:
+    """A module's Kbuild, .c and .h files, keyed prefix/NAME (paths in the build directory)."""
+    return {f"{prefix}/{p.name}": p.read_bytes() for p in sorted(source_dir.iterdir())
+            if p.is_file() and (p.suffix in (".c", ".h") or p.name == "Kbuild")}
+
+
 def _module_sources() -> dict[str, bytes]:
     """The files a build needs, by path relative to the build directory."""
-    files = {f"kmod/{p.name}": p.read_bytes() for p in sorted(_SOURCE_DIR.iterdir())
-             if p.is_file() and (p.suffix in (".c", ".h") or p.name == "Kbuild")}
+    files = source_files(_SOURCE_DIR, "kmod")
     if not any(name.endswith(".c") for name in files):
         raise LlviewError(f"no kernel agent sources in {_SOURCE_DIR}")
     for header in _COMMON_HEADERS:
@@ -101,18 +106,30 @@ def _module_sources() -> dict[str, bytes]:
     return files
 
 
-def build_module(profile: Profile, quiet: bool = False) -> Path:
-    """Builds llview_agent.ko for the profile's kernel (cached by release and source hash)."""
-    sources = _module_sources()
+def build_external_module(profile: Profile, sources: dict[str, bytes], subdir: str,
+                          module_name: str, what: str = "", strip_debug: bool = False,
+                          quiet: bool = False) -> Path:
+    """Builds an out-of-tree module with Kbuild against the profile's headers.
+
+    sources maps paths relative to a private build directory to their bytes; Kbuild runs in
+    its `subdir` (the one holding the Kbuild file) and must produce MODULE_NAME.ko. Cached by
+    release and a hash of the sources (and strip_debug, which drops the debug info: a tenth
+    of the size, for modules copied into a running guest over its slow exec line).
+    """
+    what = what or module_name
+    if not any(name.startswith(f"{subdir}/") and name.endswith(".c") for name in sources):
+        raise LlviewError(f"no C sources for {what} in {subdir}/")
     digest = hashlib.sha256()
     for name, data in sorted(sources.items()):
         digest.update(name.encode() + b"\0" + data + b"\0")
+    if strip_debug:
+        digest.update(b"strip-debug\0")
     out_dir = cache_dir() / "kmod" / profile.release / digest.hexdigest()[:16]
-    module = out_dir / f"{MODULE_NAME}.ko"
+    module = out_dir / f"{module_name}.ko"
     if module.is_file():
         return module
     kdir = headers_dir(profile, quiet)
-    _say(f"building the kernel agent for {profile.release}", quiet)
+    _say(f"building {what} for {profile.release}", quiet)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir.parent))
     try:
@@ -120,12 +137,18 @@ def build_module(profile: Profile, quiet: bool = False) -> Path:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             (work / name).write_bytes(data)
         # Kbuild writes its objects next to the sources, hence the private copy.
-        cmd = ["make", "-s", "-C", str(kdir), f"M={work / 'kmod'}", "modules"]
+        cmd = ["make", "-s", "-C", str(kdir), f"M={work / subdir}", "modules"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        built = work / "kmod" / f"{MODULE_NAME}.ko"
+        built = work / subdir / f"{module_name}.ko"
         if done.returncode != 0 or not built.is_file():
             detail = "\n".join((done.stderr + done.stdout).strip().splitlines()[-15:])
-            raise LlviewError(f"building the kernel agent against {kdir} failed:\n{detail}")
+            raise LlviewError(f"building {what} against {kdir} failed:\n{detail}")
+        if strip_debug:
+            stripped = subprocess.run(["objcopy", "--strip-debug", str(built)],
+                                      capture_output=True, text=True, check=False)
+            if stripped.returncode != 0:
+                raise LlviewError(f"objcopy --strip-debug {built.name} failed: "
+                                  f"{stripped.stderr.strip()}")
         vermagic = modinfo(built.read_bytes()).get("vermagic", "").split(" ")[0]
         if vermagic != profile.release:
             raise LlviewError(f"built module has vermagic {vermagic!r}, but the guest kernel is "
@@ -137,6 +160,12 @@ def build_module(profile: Profile, quiet: bool = False) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return module
+
+
+def build_module(profile: Profile, quiet: bool = False) -> Path:
+    """Builds llview_agent.ko for the profile's kernel (cached by release and source hash)."""
+    return build_external_module(profile, _module_sources(), "kmod", MODULE_NAME,
+                                 what="the kernel agent", quiet=quiet)
 
 
 # ---- which modules the guest loads ------------------------------------------------------------

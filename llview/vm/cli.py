@@ -4,6 +4,9 @@
 llview agent module, with an ivshmem region (--shm, on by default with the kernel agent) and the
 workload confined in its own namespaces (--confine, on by default); it prints the --agent URLs
 an IDS uses to reach the in-kernel agent (tcp://127.0.0.1:PORT and shm:/dev/shm/...).
+
+`llview vm insmod t1 FILE.ko [PARAM=VALUE ...]` copies a module into the running guest and loads
+it; `llview vm rmmod t1 MODULE` unloads it; `llview vm push t1 HOST GUEST` copies any file.
 """
 
 import argparse
@@ -14,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from llview.keys import read_key_file
+from llview.paths import LlviewError
 from llview.vm.qemu import AGENTS, DEFAULT_MEMORY, DEFAULT_TASKS, VM
 
 
@@ -55,6 +59,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("command", nargs=argparse.REMAINDER,
                      help="command; several words are joined with spaces, as ssh does")
     run.set_defaults(func=_exec)
+
+    insmod = sub.add_parser("insmod", help="copy a kernel module into a running guest and load "
+                                           "it: vm insmod t1 FILE.ko [PARAM=VALUE ...]")
+    insmod.add_argument("name")
+    insmod.add_argument("module", metavar="FILE.ko")
+    insmod.add_argument("params", nargs="*", metavar="PARAM=VALUE")
+    insmod.set_defaults(func=_insmod)
+
+    rmmod = sub.add_parser("rmmod", help="unload a kernel module from a running guest")
+    rmmod.add_argument("name")
+    rmmod.add_argument("module", metavar="MODULE")
+    rmmod.set_defaults(func=_rmmod)
+
+    push = sub.add_parser("push", help="copy a host file into a running guest (checksummed)")
+    push.add_argument("name")
+    push.add_argument("host_path", metavar="HOST_FILE")
+    push.add_argument("guest_path", metavar="GUEST_PATH")
+    push.add_argument("--mode", default="644", help="octal file mode (default %(default)s)")
+    push.set_defaults(func=_push)
 
     stop = sub.add_parser("stop", help="stop a guest and delete its RAM file")
     stop.add_argument("name")
@@ -120,6 +143,33 @@ def _exec(args: argparse.Namespace) -> int:
         print(f"llview: the command timed out after {args.timeout:g} s and was killed",
               file=sys.stderr)
     return rc
+
+
+def _insmod(args: argparse.Namespace) -> int:
+    params: dict[str, str | int] = {}
+    for spec in args.params:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise LlviewError(f"module parameter {spec!r}: use PARAM=VALUE")
+        params[key] = value
+    name = VM.load(args.name).insmod(args.module, params)
+    print(f"{args.name}: loaded {name}")
+    return 0
+
+
+def _rmmod(args: argparse.Namespace) -> int:
+    VM.load(args.name).rmmod(args.module)
+    print(f"{args.name}: unloaded {args.module}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    try:
+        mode = int(args.mode, 8)
+    except ValueError:
+        raise LlviewError(f"bad --mode {args.mode!r}: an octal mode such as 644") from None
+    VM.load(args.name).push(args.host_path, args.guest_path, mode=mode)
+    return 0
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ import math
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -61,6 +62,9 @@ SHM_SIZE = kmod.SHM_REGION_SIZE  # LLV_SHM_SIZE of agents/common/llview_shm.h
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path minus the terminating NUL
 MAX_EXEC_PAYLOAD = 1 << 20  # base64 bytes of one `vm exec` script
+PUSH_CHUNK = 192 << 10  # file bytes per `vm exec` in push(): ~350 KB on the line, ~15 s
+GUEST_PUSH_DIR = "/tmp/llview-push"  # where insmod() puts a host module in the guest
+_PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ACK_TIMEOUT = 20.0  # seconds for the guest to start a request before it is sent again
 EXEC_RESENDS = 2
 
@@ -478,6 +482,86 @@ class VM:
                             f"VM {self.name}: another `vm exec` holds the line") from None
                     time.sleep(0.05)
             return self._exchange(request, request_id, deadline)
+
+    # ---- files and kernel modules in a running guest -----------------------------------
+
+    def push(self, host_path: str | Path, guest_path: str, mode: int = 0o644,
+             timeout: float = 120.0) -> None:
+        """Copies a host file into the running guest over the exec channel, in chunks.
+
+        The file lands at guest_path (parent directories made) with `mode`, only after its
+        SHA-256 in the guest matches the host's; a partial copy never takes its place. The
+        line carries ~20 KB/s under TCG: fine for a stripped module, slow for big files
+        (start(files=) puts those into the initramfs instead).
+        """
+        try:
+            data = Path(host_path).read_bytes()
+        except OSError as e:
+            raise LlviewError(f"cannot read {host_path}: {e.strerror}") from None
+        if not guest_path.startswith("/") or guest_path.endswith("/"):
+            raise LlviewError(f"guest path {guest_path!r}: give an absolute file path")
+        target = shlex.quote(guest_path)
+        partial = shlex.quote(f"{guest_path}.part")
+        parent = shlex.quote(os.path.dirname(guest_path) or "/")
+        for offset in range(0, max(len(data), 1), PUSH_CHUNK):
+            chunk = base64.b64encode(data[offset:offset + PUSH_CHUNK]).decode()
+            redirect = ">" if offset == 0 else ">>"
+            setup = f"mkdir -p {parent} && " if offset == 0 else ""
+            rc, out = self.exec(f"{setup}echo {chunk} | base64 -d {redirect} {partial}",
+                                timeout=timeout)
+            if rc != 0:
+                self.exec(f"rm -f {partial}")
+                raise LlviewError(f"VM {self.name}: copying {host_path} to {guest_path} failed "
+                                  f"at byte {offset} ({rc}): {out.strip()}")
+        digest = hashlib.sha256(data).hexdigest()
+        rc, out = self.exec(f"set -- $(sha256sum {partial}) && [ \"$1\" = {digest} ] && "
+                            f"chmod {mode:o} {partial} && mv -f {partial} {target} || "
+                            f"{{ echo \"guest sha256 ${{1:-none}}\"; rm -f {partial}; exit 1; }}",
+                            timeout=timeout)
+        if rc != 0:
+            raise LlviewError(f"VM {self.name}: the copy of {host_path} at {guest_path} is "
+                              f"damaged ({out.strip()}; host sha256 {digest})")
+
+    def dmesg_tail(self, lines: int = 15) -> str:
+        """The last lines of the guest's kernel log."""
+        rc, out = self.exec(f"dmesg | tail -n {int(lines)}")
+        return out.rstrip() if rc == 0 else f"(dmesg failed: {out.strip()})"
+
+    def insmod(self, path: str | Path, params: dict[str, str | int] | None = None,
+               guest_path: str | None = None) -> str:
+        """Loads a host .ko file into the running guest: push() then insmod with params.
+
+        Returns the module's name (the file name without .ko, '-' as '_'). A module that does
+        not load raises LlviewError with insmod's message and the tail of the guest's dmesg.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise LlviewError(f"no module file {path}")
+        name = path.name.split(".ko", 1)[0].replace("-", "_")
+        words = []
+        for key, value in (params or {}).items():
+            if not _PARAM_RE.match(key):
+                raise LlviewError(f"bad module parameter name {key!r}")
+            words.append(shlex.quote(f"{key}={value}"))
+        guest_path = guest_path or f"{GUEST_PUSH_DIR}/{path.name}"
+        self.push(path, guest_path)
+        rc, out = self.exec(f"insmod {shlex.quote(guest_path)} {' '.join(words)}".rstrip())
+        if rc != 0:
+            raise LlviewError(f"VM {self.name}: module {name} did not load (insmod exit {rc}): "
+                              f"{out.strip() or 'no message'}\nguest dmesg tail:\n"
+                              f"{self.dmesg_tail()}")
+        return name
+
+    def rmmod(self, module: str) -> None:
+        """Unloads a module from the running guest; failing, says why (rmmod's message and the
+        guest's dmesg tail)."""
+        if not _PARAM_RE.match(module.replace("-", "_")):
+            raise LlviewError(f"bad module name {module!r}")
+        rc, out = self.exec(f"rmmod {module}")
+        if rc != 0:
+            raise LlviewError(f"VM {self.name}: cannot unload {module} (rmmod exit {rc}): "
+                              f"{out.strip() or 'no message'}\nguest dmesg tail:\n"
+                              f"{self.dmesg_tail()}")
 
     def _exchange(self, request: bytes, request_id: str, deadline: float) -> tuple[int, bytes]:
         ack = f"@@LLVIEW-ACK {request_id}".encode()
