@@ -188,3 +188,152 @@ def test_check_rejects_unknown_program(detect_key):
                            "tcp://127.0.0.1:9", "--key", str(detect_key), "--only", "nosuch"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no program nosuch" in done.stderr
+
+
+# ---- the planted rootkit: each technique caught by its program, with its evidence ----------
+
+def spawn_sleeper(vm: VM) -> int:
+    """A long sleep that outlives the exec call (reparented to init): a process to hide."""
+    return int(guest_out(vm, "sleep 600 </dev/null >/dev/null 2>&1 & echo $!").split()[-1])
+
+
+@pytest.fixture
+def host_shm(detect_guest, detect_host_agent) -> str:
+    return url_of("host-shm", detect_guest, detect_host_agent)
+
+
+@pytest.fixture
+def rootkit(detect_guest):
+    """lvrootkit loaded with nothing planted; undone, unloaded and dmesg checked after."""
+    from helpers.rootkit import Rootkit
+
+    with Rootkit.load(detect_guest) as rk:
+        yield rk
+
+
+def check_alerts(url: str, key: Path, program: str) -> list[dict]:
+    rc, records, stderr = llview_check(url, key, "--only", program)
+    found = alerts_of(records, program)
+    assert rc == (1 if found else 0), stderr + str(records)
+    return found
+
+
+def test_module_hidden_from_the_list(rootkit, host_shm, detect_key):
+    assert check_alerts(host_shm, detect_key, "hidden_modules") == [], "loaded, not hidden"
+    rootkit.plant("hide", 1)
+    (alert,) = check_alerts(host_shm, detect_key, "hidden_modules")
+    assert alert["module"] == "lvrootkit" and alert["technique"] == "hidden_module"
+    assert alert["missing_from"] == "list"
+    assert alert["seen_in"] == "sysfs,mod_tree,memory"
+    rootkit.undo("hide")
+    assert check_alerts(host_shm, detect_key, "hidden_modules") == []
+
+
+def test_module_hidden_from_every_view_but_its_memory(rootkit, host_shm, detect_key):
+    rootkit.plant("hide", 2)
+    (alert,) = check_alerts(host_shm, detect_key, "hidden_modules")
+    assert alert["module"] == "lvrootkit"
+    assert (alert["missing_from"], alert["seen_in"]) == ("list,sysfs,mod_tree", "memory")
+    rootkit.undo("hide")
+    assert check_alerts(host_shm, detect_key, "hidden_modules") == []
+
+
+def test_syscall_table_hooks(rootkit, host_shm, detect_key):
+    rootkit.plant("syscalls", 1)
+    alerts = {a["number"]: a for a in check_alerts(host_shm, detect_key, "syscall_table")}
+    assert set(alerts) == {62, 217}, alerts  # __NR_kill, __NR_getdents64 on x86-64
+    assert alerts[62]["syscall"] == "sys_kill"
+    assert alerts[217]["syscall"] == "sys_getdents64"
+    for a in alerts.values():
+        assert a["table"] == "sys_call_table" and a["target_module"] == "lvrootkit"
+        assert a["target_owner"] == "module lvrootkit (text)"
+        assert a["target_symbol"].endswith(" [lvrootkit]"), a
+    # Hidden as well: the target is still named, from the module's carved struct module.
+    rootkit.plant("hide", 2)
+    alerts = check_alerts(host_shm, detect_key, "syscall_table")
+    assert {a["target_owner"] for a in alerts} == {"hidden module lvrootkit (text)"}
+    rootkit.undo("hide")
+    rootkit.undo("syscalls")
+    assert check_alerts(host_shm, detect_key, "syscall_table") == []
+
+
+def test_ftrace_hook_on_a_syscall(rootkit, host_shm, detect_key):
+    rootkit.plant("ftrace", 1)
+    (alert,) = check_alerts(host_shm, detect_key, "kernel_hooks")
+    assert alert["technique"] == "ftrace_hook" and alert["callback_module"] == "lvrootkit"
+    assert alert["filter"].split("+")[0] == "__x64_sys_kill", alert
+    rootkit.undo("ftrace")
+    assert check_alerts(host_shm, detect_key, "kernel_hooks") == []
+
+
+def test_proc_net_tcp_seq_op_and_keyboard_notifier(rootkit, host_shm, detect_key):
+    rootkit.plant("tcp_seq", 1)
+    rootkit.plant("keylogger", 1)
+    alerts = {a["technique"]: a for a in check_alerts(host_shm, detect_key, "kernel_hooks")}
+    assert set(alerts) == {"proc_net_seq_ops_hook", "keyboard_notifier"}, alerts
+    assert alerts["proc_net_seq_ops_hook"]["hook"] == "tcp4_seq_ops.show"
+    assert alerts["keyboard_notifier"]["hook"] == "keyboard_notifier_list[0]"
+    assert {a["target_module"] for a in alerts.values()} == {"lvrootkit"}
+    rootkit.undo("tcp_seq")
+    rootkit.undo("keylogger")
+    assert check_alerts(host_shm, detect_key, "kernel_hooks") == []
+
+
+def test_process_hidden_from_the_pid_table_and_from_the_task_list(rootkit, detect_guest,
+                                                                   host_shm, detect_key):
+    gone_from_pids, gone_from_list = spawn_sleeper(detect_guest), spawn_sleeper(detect_guest)
+    try:
+        rootkit.plant("hide_pid", gone_from_pids)
+        rootkit.plant("unlink_pid", gone_from_list)
+        alerts = {a["pid"]: a for a in check_alerts(host_shm, detect_key, "hidden_procs")}
+        assert set(alerts) == {gone_from_pids, gone_from_list}, alerts
+        assert (alerts[gone_from_pids]["task_list"], alerts[gone_from_pids]["pid_table"]) == (
+            "yes", "no")
+        assert (alerts[gone_from_list]["task_list"], alerts[gone_from_list]["pid_table"]) == (
+            "no", "yes")
+        assert {a["comm"] for a in alerts.values()} == {"sleep"}
+        rootkit.undo("hide_pid")
+        rootkit.undo("unlink_pid")
+        assert check_alerts(host_shm, detect_key, "hidden_procs") == []
+    finally:
+        detect_guest.exec(f"kill {gone_from_pids} {gone_from_list}")
+
+
+def test_process_given_init_cred(rootkit, detect_guest, host_shm, detect_key):
+    pid = spawn_sleeper(detect_guest)
+    try:
+        rootkit.plant("cred_pid", pid)
+        (alert,) = check_alerts(host_shm, detect_key, "creds")
+        assert (alert["technique"], alert["pid"], alert["comm"]) == ("init_cred", pid, "sleep")
+        rootkit.undo("cred_pid")
+        assert check_alerts(host_shm, detect_key, "creds") == []
+    finally:
+        detect_guest.exec(f"kill {pid}")
+
+
+@pytest.mark.parametrize("kind", ["host-tcp", "kernel-tcp", "kernel-shm"])
+def test_every_technique_at_once_on_every_agent(kind, rootkit, detect_guest, detect_host_agent,
+                                                detect_key):
+    url = url_of(kind, detect_guest, detect_host_agent)
+    pids = [spawn_sleeper(detect_guest) for _ in range(3)]
+    try:
+        for technique, arg in (("syscalls", 1), ("ftrace", 1), ("tcp_seq", 1), ("keylogger", 1),
+                               ("hide_pid", pids[0]), ("unlink_pid", pids[1]),
+                               ("cred_pid", pids[2]), ("hide", 2)):
+            rootkit.plant(technique, arg)
+        rc, records, stderr = llview_check(url, detect_key)
+        assert rc == 1, stderr
+        by_program = {p: alerts_of(records, p) for p in DETECTIONS}
+        assert [a["module"] for a in by_program["hidden_modules"]] == ["lvrootkit"]
+        assert sorted(a["number"] for a in by_program["syscall_table"]) == [62, 217]
+        assert sorted(a["pid"] for a in by_program["hidden_procs"]) == sorted(pids[:2])
+        assert {a["technique"] for a in by_program["kernel_hooks"]} == {
+            "ftrace_hook", "proc_net_seq_ops_hook", "keyboard_notifier"}
+        assert {a["target_owner"] if "target_owner" in a else a["callback_owner"]
+                for a in by_program["kernel_hooks"]} == {"hidden module lvrootkit (text)"}
+        assert [a["pid"] for a in by_program["creds"]] == [pids[2]]
+        rootkit.undo("all")
+        rc, records, stderr = llview_check(url, detect_key)
+        assert (rc, alerts_of(records)) == (0, []), stderr
+    finally:
+        detect_guest.exec("kill " + " ".join(map(str, pids)))
