@@ -22,7 +22,11 @@ static struct llview_addr_set owner_of_cred; /* cred -> first task using it */
 
 static void alert_task(const char *technique, struct task_struct *t, const struct cred *c)
 {
+	char object[64];
+
 	llview_alert_begin(technique);
+	scnprintf(object, sizeof(object), "pid %d (%s)", t->pid, t->comm);
+	llview_field_object(object, (unsigned long)t);
 	llview_field_int("pid", t->pid);
 	llview_field_int("tgid", t->tgid);
 	llview_field_str("comm", t->comm);

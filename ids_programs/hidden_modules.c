@@ -29,8 +29,8 @@ int main(void)
 		if (mod->state != MODULE_STATE_LIVE || !missing)
 			continue;
 		llview_alert_begin("hidden_module");
+		llview_field_object(mod->name, (unsigned long)mod);
 		llview_field_str("module", mod->name);
-		llview_field_hex("address", (unsigned long)mod);
 		llview_field_hex("base", (unsigned long)mod->core_layout.base);
 		llview_field_uint("size", mod->core_layout.size);
 		llview_field_str("seen_in", llview_views_text(set.m[i].views, seen, sizeof(seen)));

@@ -130,17 +130,19 @@ int main(void)
 		struct task_struct *t = (struct task_struct *)suspects[k];
 		unsigned long *slot = llview_set_slot(&tasks, suspects[k]);
 		const char *why;
+		char object[64];
 
 		suspect_views[k] = slot && *slot == suspects[k] ? tasks.value[slot - tasks.slot] : 0;
 		why = anomaly(suspect_views[k]);
 		if (!suspect_views[k])
 			continue;
+		scnprintf(object, sizeof(object), "pid %d (%s)", t->pid, t->comm);
 		if (why) {
 			llview_alert_begin("hidden_process");
+			llview_field_object(object, suspects[k]);
 			llview_field_int("pid", t->pid);
 			llview_field_int("tgid", t->tgid);
 			llview_field_str("comm", t->comm);
-			llview_field_hex("task", suspects[k]);
 			llview_field_str("task_list", suspect_views[k] & IN_LIST ? "yes" : "no");
 			llview_field_str("pid_table", suspect_views[k] & IN_PID_TABLE ? "yes" : "no");
 			llview_field_str("on_cpu", suspect_views[k] & ON_CPU ? "yes" : "no");
@@ -148,6 +150,7 @@ int main(void)
 		}
 		if (t->flags & PF_UNDEFINED) {
 			llview_alert_begin("task_flags");
+			llview_field_object(object, suspects[k]);
 			llview_field_int("pid", t->pid);
 			llview_field_str("comm", t->comm);
 			llview_field_hex("flags", t->flags);

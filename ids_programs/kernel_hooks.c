@@ -50,10 +50,10 @@ static void owner_of(unsigned long addr, struct llview_owner *o)
 	}
 }
 
-/* The pointer `hook` = addr must lie in the text of `owner` (NULL: the core
- * kernel). A NULL pointer is an unused slot. */
-static void expect_text(const char *technique, const char *hook, unsigned long addr,
-			struct module *owner)
+/* The pointer `hook` = addr, kept at `slot`, must point into the text of
+ * `owner` (NULL: the core kernel). A NULL pointer is an unused slot. */
+static void expect_pointer(const char *technique, const char *hook, unsigned long slot,
+			   unsigned long addr, struct module *owner)
 {
 	struct llview_owner o;
 	char text[96];
@@ -66,12 +66,20 @@ static void expect_text(const char *technique, const char *hook, unsigned long a
 		  : o.kind == LLVIEW_OWNER_CORE_TEXT)
 		return;
 	llview_alert_begin(technique);
+	llview_field_object(hook, slot);
 	llview_field_str("hook", hook);
 	llview_field_pointer(&mods, "target", addr, &o);
 	if (owner)
 		scnprintf(text, sizeof(text), "module %s (text)", owner->name);
 	llview_field_str("expected_owner", owner ? text : "core kernel text");
 	llview_alert_end("%s points into %s", hook, llview_owner_text(&o, text, sizeof(text)));
+}
+
+/* The same for the pointer kept at slot. */
+static void expect_text(const char *technique, const char *hook, const void *slot,
+			struct module *owner)
+{
+	expect_pointer(technique, hook, (unsigned long)slot, *(const unsigned long *)slot, owner);
 }
 
 /* arch/x86/kernel/head_64.S: the boot-time exception stubs. */
@@ -85,6 +93,7 @@ static void check_idt(void)
 
 	for (v = 0; v < IDT_ENTRIES; v++) {
 		const gate_desc *g = &idt_table[v];
+		/* A gate keeps its handler's address in three pieces. */
 		unsigned long target = gate_offset(g);
 
 		if (!g->bits.p)
@@ -94,7 +103,7 @@ static void check_idt(void)
 		if (v < NUM_EXCEPTION_VECTORS && target == early + v * EARLY_IDT_HANDLER_SIZE)
 			continue;
 		scnprintf(hook, sizeof(hook), "idt_table[%u]", v);
-		expect_text("idt_hook", hook, target, NULL);
+		expect_pointer("idt_hook", hook, (unsigned long)g, target, NULL);
 	}
 }
 
@@ -137,7 +146,7 @@ static void check_ftrace(void)
 		if (o.kind == LLVIEW_OWNER_CORE_TEXT)
 			continue;
 		llview_alert_begin("ftrace_hook");
-		llview_field_hex("ftrace_ops", (unsigned long)op);
+		llview_field_object("ftrace_ops_list", (unsigned long)op);
 		llview_field_pointer(&mods, "callback", (unsigned long)op->func, &o);
 		field_filter(op);
 		llview_field_hex("flags", op->flags);
@@ -166,7 +175,7 @@ static void check_seq_ops(void)
 #define CHECK(member)                                                                   \
 	do {                                                                            \
 		scnprintf(hook, sizeof(hook), "%s.%s", seq_ops_names[i], #member);       \
-		expect_text("proc_net_seq_ops_hook", hook, (unsigned long)ops->member, NULL); \
+		expect_text("proc_net_seq_ops_hook", hook, &ops->member, NULL);                \
 	} while (0)
 		CHECK(start);
 		CHECK(next);
@@ -188,7 +197,7 @@ static void check_keyboard_notifiers(void)
 		return;
 	for (nb = rcu_dereference(chain->head); nb && n < 4096; nb = rcu_dereference(nb->next)) {
 		scnprintf(hook, sizeof(hook), "keyboard_notifier_list[%u]", n++);
-		expect_text("keyboard_notifier", hook, (unsigned long)nb->notifier_call, NULL);
+		expect_text("keyboard_notifier", hook, &nb->notifier_call, NULL);
 	}
 }
 
@@ -209,7 +218,7 @@ static void check_ldiscs(void)
 #define CHECK(member)                                                                    \
 	do {                                                                             \
 		scnprintf(hook, sizeof(hook), "tty_ldiscs[%u].%s", i, #member);           \
-		expect_text("tty_ldisc_hook", hook, (unsigned long)ops->member, ops->owner); \
+		expect_text("tty_ldisc_hook", hook, &ops->member, ops->owner);                \
 	} while (0)
 		CHECK(open);
 		CHECK(close);

@@ -49,6 +49,7 @@ static void check_table(const char *table, unsigned long at, const char *const *
 		found[nr] = (unsigned long)entry[nr];
 	for (nr = 0; nr < n; nr++) {
 		struct llview_owner o;
+		char object[64];
 
 		/* Numbers the kernel leaves out hold sys_ni_syscall under another name. */
 		if (found[nr] == expected[nr])
@@ -56,10 +57,11 @@ static void check_table(const char *table, unsigned long at, const char *const *
 		if (!owners.views_taken)
 			llview_modules_all_views(&owners);
 		llview_alert_begin("syscall_table_hook");
+		scnprintf(object, sizeof(object), "%s[%u]", table, nr);
+		llview_field_object(object, at + nr * sizeof(*entry));
 		llview_field_str("table", table);
 		llview_field_uint("number", nr);
 		llview_field_str("syscall", handlers[nr] + strlen("__x64_"));
-		llview_field_hex("entry_address", at + nr * sizeof(*entry));
 		llview_field_str("expected_symbol", handlers[nr]);
 		llview_field_hex("expected", expected[nr]);
 		llview_field_pointer(&owners, "target", found[nr], &o);

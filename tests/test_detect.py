@@ -19,6 +19,7 @@ import pytest
 from helpers import agent_proc
 from test_e2e import IDS_DIR, guest_out, llview_build, run_ids
 
+from llview import kmod
 from llview.agent_cli import AgentProcess
 from llview.check import DETECTIONS
 from llview.keys import generate_key_file
@@ -27,6 +28,9 @@ from llview.vm.qemu import VM
 pytestmark = pytest.mark.guest
 
 PATHS = ["host-tcp", "host-shm", "kernel-tcp", "kernel-shm"]
+# Loaded from the profile on top of what the guest's init loads: two tty line disciplines
+# (their ops point into module text, owner set) and a network driver.
+PROFILE_MODULES = ("n_hdlc", "slip", "dummy")
 
 
 def llview_check(url: str, key: Path, *extra: str, timeout: float = 600
@@ -58,6 +62,8 @@ def detect_guest(kernel_profile, detect_key: Path):
                   quiet=True, agent="kernel", key=detect_key.read_bytes(), shm=True,
                   confine=True)
     try:
+        for module in kmod.load_order(kernel_profile, PROFILE_MODULES):
+            vm.insmod(module)
         yield vm
     finally:
         vm.stop(quiet=True)
@@ -107,6 +113,7 @@ def test_lsmod_equals_proc_modules(detect_guest, detect_host_agent, detect_key, 
         name, size, _refs, _deps, state, base = line.split()[:6]
         proc[name] = (int(size), state.lower(), int(base, 16))
     assert len(proc) >= 10, "the guest's init loads the profile's virtio and crypto modules"
+    assert {"n_hdlc", "slip", "slhc", "dummy", "llview_agent"} <= set(proc)
     assert {m["name"]: (m["size"], m["state"], int(m["base"], 16)) for m in listed} == proc
     taints = {m["name"]: int(m["taints"], 16) for m in listed}
     assert taints["llview_agent"] & (1 << 12), "an out-of-tree module carries TAINT_OOT_MODULE"
@@ -243,6 +250,7 @@ def test_syscall_table_hooks(rootkit, host_shm, detect_key):
     alerts = {a["number"]: a for a in check_alerts(host_shm, detect_key, "syscall_table")}
     assert set(alerts) == {62, 217}, alerts  # __NR_kill, __NR_getdents64 on x86-64
     assert alerts[62]["syscall"] == "sys_kill"
+    assert alerts[62]["object"] == "sys_call_table[62]"
     assert alerts[217]["syscall"] == "sys_getdents64"
     for a in alerts.values():
         assert a["table"] == "sys_call_table" and a["target_module"] == "lvrootkit"
@@ -292,6 +300,7 @@ def test_process_hidden_from_the_pid_table_and_from_the_task_list(rootkit, detec
         assert (alerts[gone_from_list]["task_list"], alerts[gone_from_list]["pid_table"]) == (
             "no", "yes")
         assert {a["comm"] for a in alerts.values()} == {"sleep"}
+        assert alerts[gone_from_list]["object"] == f"pid {gone_from_list} (sleep)"
         rootkit.undo("hide_pid")
         rootkit.undo("unlink_pid")
         assert check_alerts(host_shm, detect_key, "hidden_procs") == []

@@ -322,6 +322,15 @@ static inline void llview_module_symbol(struct module *mod, unsigned long addr, 
 			  addr - best);
 }
 
+/* What an alert is about, under the same two keys in every program's
+ * alerts: "object" (for a person: "sys_call_table[62]", "pid 812 (sleep)")
+ * and "address" (where it lives in the guest). */
+static inline void llview_field_object(const char *object, unsigned long address)
+{
+	llview_field_str("object", object);
+	llview_field_hex("address", address);
+}
+
 /* "name+0x4" for a core-kernel address, else its hex value. */
 static inline const char *llview_symbolize_text(unsigned long addr, char *buf, size_t len)
 {
