@@ -2,8 +2,9 @@
  * agent.c - llview's host-side agent: stands where the paper's hypervisor
  * agent stands, outside the monitored kernel. It maps the guest's RAM file
  * or a memory dump (memsrc.c: an ELF core from QEMU dump-guest-memory or
- * kdump, or a raw image), finds the kernel through its VMCOREINFO note, walks the guest's page
- * tables itself, answers symbol look-ups from the kernel's own kallsyms and
+ * kdump, or a raw image), finds the kernel through its VMCOREINFO note,
+ * walks the guest's page tables itself, answers symbol look-ups from the
+ * kernel's own kallsyms and
  * serves page reads over the encrypted llview protocol
  * (docs/protocol.md), one thread per client, and over a shared-memory
  * region (shm_server.c) when asked with --shm.

@@ -325,18 +325,21 @@ static int elf_parse(struct llv_mem *m, const char *path, char *err, size_t errl
 
 	for (u64 i = 0; i < phnum; i++) {
 		Elf64_Phdr ph;
-		const char *kind;
+		char kind[48];
 
 		memcpy(&ph, m->map + eh.e_phoff + i * sizeof(ph), sizeof(ph));
 		if (ph.p_type != PT_LOAD && ph.p_type != PT_NOTE)
 			continue;
-		kind = ph.p_type == PT_LOAD ? "PT_LOAD" : "PT_NOTE";
+		if (ph.p_type == PT_LOAD)
+			snprintf(kind, sizeof(kind), "PT_LOAD at physical 0x%llx",
+				 (unsigned long long)ph.p_paddr);
+		else
+			snprintf(kind, sizeof(kind), "PT_NOTE");
 		if (ph.p_offset > size || ph.p_filesz > size - ph.p_offset)
-			FAIL("%s: program header %llu (%s at physical 0x%llx): its %llu bytes at file "
-			     "offset %llu end past the end of the file (%llu bytes): truncated dump?",
-			     path, (unsigned long long)i, kind, (unsigned long long)ph.p_paddr,
-			     (unsigned long long)ph.p_filesz, (unsigned long long)ph.p_offset,
-			     (unsigned long long)size);
+			FAIL("%s: program header %llu (%s): its %llu bytes at file offset %llu end "
+			     "past the end of the file (%llu bytes): truncated dump?", path,
+			     (unsigned long long)i, kind, (unsigned long long)ph.p_filesz,
+			     (unsigned long long)ph.p_offset, (unsigned long long)size);
 		if (ph.p_type == PT_NOTE) {
 			if (scan_notes(m, path, (unsigned int)i, ph.p_offset, ph.p_filesz, err, errlen))
 				return -1;
@@ -538,11 +541,13 @@ int llv_mem_check(const struct llv_mem *m, char *err, size_t errlen)
 	struct stat st;
 
 	if (fstat(m->fd, &st) < 0 || st.st_nlink == 0) {
-		snprintf(err, errlen, "the guest memory file was removed (the VM stopped?)");
+		snprintf(err, errlen, m->live ? "the guest memory file was removed (the VM stopped?)"
+					      : "the dump file was removed");
 		return -1;
 	}
 	if ((u64)st.st_size < m->map_size) {
-		snprintf(err, errlen, "the guest memory file shrank to %lld bytes", (long long)st.st_size);
+		snprintf(err, errlen, "the %s shrank to %lld bytes",
+			 m->live ? "guest memory file" : "dump file", (long long)st.st_size);
 		return -1;
 	}
 	return 0;
