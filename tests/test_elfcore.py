@@ -268,6 +268,10 @@ CORRUPT = {
                       r"program header 0 .* end past the end of the file"),
     "offset-overflow": (lambda: mutated(lambda c: c.set_phdr(1, p_offset=U64 - 0xFFF)),
                         r"program header 1 .* at file offset 18446744073709547520 end past"),
+    "other-type-past-eof": (lambda: mutated(lambda c: c.set_phdr(0, p_type=0x6474E550,
+                                                                 p_offset=U64 - 10)),
+                            r"program header 0 \(type 0x6474e550\): its 65536 bytes at file "
+                            r"offset 18446744073709551605 end past the end of the file"),
     "filesz-above-memsz": (lambda: mutated(lambda c: c.set_phdr(0, p_memsz=0x100)),
                            r"p_filesz 65536 exceeds p_memsz 256"),
     "overlap": (lambda: mutated(lambda c: c.set_phdr(1, p_paddr=0xF000)),

@@ -328,13 +328,16 @@ static int elf_parse(struct llv_mem *m, const char *path, char *err, size_t errl
 		char kind[48];
 
 		memcpy(&ph, m->map + eh.e_phoff + i * sizeof(ph), sizeof(ph));
-		if (ph.p_type != PT_LOAD && ph.p_type != PT_NOTE)
+		if (ph.p_type == PT_NULL) /* an unused entry: its fields mean nothing */
 			continue;
 		if (ph.p_type == PT_LOAD)
 			snprintf(kind, sizeof(kind), "PT_LOAD at physical 0x%llx",
 				 (unsigned long long)ph.p_paddr);
-		else
+		else if (ph.p_type == PT_NOTE)
 			snprintf(kind, sizeof(kind), "PT_NOTE");
+		else
+			snprintf(kind, sizeof(kind), "type 0x%x", ph.p_type);
+		/* Every header, even of a type not used here: a damaged table shows. */
 		if (ph.p_offset > size || ph.p_filesz > size - ph.p_offset)
 			FAIL("%s: program header %llu (%s): its %llu bytes at file offset %llu end "
 			     "past the end of the file (%llu bytes): truncated dump?", path,
@@ -345,6 +348,8 @@ static int elf_parse(struct llv_mem *m, const char *path, char *err, size_t errl
 				return -1;
 			continue;
 		}
+		if (ph.p_type != PT_LOAD)
+			continue;
 		if (ph.p_filesz > ph.p_memsz)
 			FAIL("%s: program header %llu (PT_LOAD at physical 0x%llx): p_filesz %llu "
 			     "exceeds p_memsz %llu", path, (unsigned long long)i,
