@@ -19,10 +19,10 @@ Options of start():
 - vmcoreinfo (default off): QEMU's vmcoreinfo device, and the guest's qemu_fw_cfg module loaded
   at boot, which tells QEMU where the kernel's VMCOREINFO note is: then dump() writes that note
   into the ELF core (without it the agent finds the note by scanning the dump's RAM).
+RAM and shm files are created 0600 before QEMU opens them (QEMU itself would make them 0644).
 
 dump() writes the guest's memory to an ELF core through QMP (dump-guest-memory, paging=false),
-which the host agent serves with --image like the live RAM file.
-RAM and shm files are created 0600 before QEMU opens them (QEMU itself would make them 0644).
+which the host agent serves with --image as it serves the live RAM file.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ class VM:
         overlay: dict[str, str | Path | tuple[Path, int]] = {g: Path(h) for g, h in
                                                              (files or {}).items()}
         blobs: dict[str, tuple[bytes, int]] = {}
-        init_lines = []
+        init_lines: list[str] = []
         if vmcoreinfo:
             # qemu_fw_cfg hands QEMU's vmcoreinfo device the address of the kernel's note.
             for module in kmod.load_order(profile, ["qemu_fw_cfg"]):
