@@ -1,4 +1,4 @@
-"""`llview agent serve`: runs the host-side agent (agents/host) on a guest's RAM.
+"""`llview agent serve`: runs the host-side agent (agents/host) on a guest's RAM or a dump.
 
 The agent is a C program; this wrapper builds it when needed, resolves `--vm NAME` to the
 guest's RAM file, refuses to serve guest memory beyond loopback unless forced, and then execs
@@ -168,15 +168,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     agent_sub = agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
     p = agent_sub.add_parser(
         "serve", help="serve a guest's memory over the encrypted llview protocol",
-        description="Map a guest's RAM, find its kernel (VMCOREINFO, kallsyms, page tables) "
-                    "and serve encrypted page reads. Prints one ready line when listening.")
+        description="Map a guest's RAM (live) or a memory dump, find its kernel (VMCOREINFO, "
+                    "kallsyms, page tables) and serve encrypted page reads. Prints one ready "
+                    "line when listening.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--vm", metavar="NAME", help="a guest started by `llview vm start`")
     source.add_argument("--ram", metavar="FILE",
                         help="a QEMU q35 memory-backend-file (e.g. /dev/shm/NAME.ram)")
     source.add_argument("--image", metavar="FILE",
-                        help="a raw physical memory image (offset = physical address)")
-    p.add_argument("--ram-size", metavar="N", help="guest RAM size (default: the file size)")
+                        help="a memory dump, its format told by its first bytes: an ELF core "
+                             "(`llview vm dump`, QEMU dump-guest-memory with paging=false, a "
+                             "kdump vmcore; its VMCOREINFO note is used when it has one, else "
+                             "its RAM is scanned for the note) or a raw physical memory image "
+                             "(offset = physical address)")
+    p.add_argument("--ram-size", metavar="N",
+                   help="guest RAM size (default: the file size; not for an ELF core)")
     p.add_argument("--listen", metavar="ADDR:PORT",
                    help="where to listen (default 127.0.0.1:7070 unless --shm is given; "
                         "port 0 picks one)")

@@ -22,7 +22,7 @@ from llview.keys import generate_key_file
 from llview.vm.qemu import VM
 
 GUEST_TASKS = 250
-_TEST_VM_NAME = re.compile(r"^pytest-(?:life-|kmod-)?(\d+)$")
+_TEST_VM_NAME = re.compile(r"^pytest-(?:life-|kmod-|dump-)?(\d+)$")
 
 
 def _stop_orphaned_test_guests() -> None:

@@ -1,14 +1,17 @@
 /*
  * agent.c - llview's host-side agent: stands where the paper's hypervisor
- * agent stands, outside the monitored kernel. It maps the guest's RAM file,
- * finds the kernel through its VMCOREINFO note, walks the guest's page
- * tables itself, answers symbol look-ups from the kernel's own kallsyms and
+ * agent stands, outside the monitored kernel. It maps the guest's RAM file
+ * or a memory dump (memsrc.c: an ELF core from QEMU dump-guest-memory or
+ * kdump, or a raw image), finds the kernel through its VMCOREINFO note,
+ * walks the guest's page tables itself, answers symbol look-ups from the
+ * kernel's own kallsyms and
  * serves page reads over the encrypted llview protocol
  * (docs/protocol.md), one thread per client, and over a shared-memory
  * region (shm_server.c) when asked with --shm.
  *
  *   llview-agent --ram /dev/shm/vm.ram --listen 127.0.0.1:7070 --key-file key.bin
  *   llview-agent --ram /dev/shm/vm.ram --shm /dev/shm/llview-ids --key-file key.bin
+ *   llview-agent --image guest.elf --listen 127.0.0.1:0 --key-file key.bin
  *   llview-agent --image mem.raw --pgd 0x1000 --levels 5 --listen 127.0.0.1:0 --key-file k
  */
 #define _GNU_SOURCE
@@ -69,8 +72,12 @@ static void usage(FILE *f)
 {
 	fputs("usage: llview-agent (--ram FILE | --image FILE) --key-file FILE [options]\n"
 	      "  --ram FILE          QEMU memory-backend-file of a q35 guest (RAM above 4 GiB handled)\n"
-	      "  --image FILE        raw physical memory image (file offset = physical address)\n"
-	      "  --ram-size N        guest RAM size (K/M/G suffix; default: the file size)\n"
+	      "  --image FILE        a memory dump, its format told by its first bytes: an ELF\n"
+	      "                      core (QEMU dump-guest-memory paging=false, a kdump vmcore;\n"
+	      "                      its VMCOREINFO note is used when present) or a raw image\n"
+	      "                      (file offset = physical address)\n"
+	      "  --ram-size N        guest RAM size (K/M/G suffix; default: the file size;\n"
+	      "                      not for an ELF core)\n"
 	      "  --key-file FILE     32-byte pre-shared key, mode 0600\n"
 	      "  --listen ADDR:PORT  default 127.0.0.1:7070; port 0 picks a free port\n"
 	      "  --shm PATH          also serve a shared-memory region (created mode 0600, or an\n"
@@ -132,7 +139,7 @@ static void parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case RAM: opt.mem_path = optarg; opt.driver = "q35-ram"; break;
-		case IMAGE: opt.mem_path = optarg; opt.driver = "flat"; break;
+		case IMAGE: opt.mem_path = optarg; opt.driver = "image"; break;
 		case RAM_SIZE: opt.ram_size = parse_number("--ram-size", optarg); break;
 		case KEY: opt.key_path = optarg; break;
 		case LISTEN: opt.listen = optarg; opt.listen_given = 1; break;
@@ -182,6 +189,16 @@ static void find_kernel(void)
 			die("%s", err);
 		return;
 	}
+	if (mem.vmcoreinfo) { /* a dump's own note: no need to scan its RAM */
+		struct llv_vmcoreinfo vi;
+
+		if (llv_parse_vmcoreinfo(mem.vmcoreinfo, mem.vmcoreinfo_len, &vi))
+			snprintf(err, sizeof(err), "it lacks OSRELEASE, init_top_pgt or phys_base");
+		else if (!llv_kernel_from_vmcoreinfo(&kernel, &mem, &vi, err, sizeof(err)))
+			return;
+		fprintf(stderr, "llview-agent: warning: the dump's VMCOREINFO note: %s; scanning "
+			"its RAM instead\n", err);
+	}
 	for (;;) {
 		struct llv_vmcoreinfo vi;
 		u64 cursor = 0;
@@ -192,6 +209,8 @@ static void find_kernel(void)
 		}
 		if (!last[0])
 			snprintf(last, sizeof(last), "%s", err);
+		if (!mem.live) /* a dump: nothing will change */
+			die("%s: %s", opt.mem_path, last);
 		if (now_s() >= deadline)
 			die("%s: gave up after %d s: %s", opt.mem_path, opt.wait_s, last);
 		if (!said_waiting) {
@@ -654,13 +673,20 @@ int main(int argc, char **argv)
 	driver = llv_mem_driver_named(opt.driver);
 	if (llv_mem_open(&mem, driver, opt.mem_path, opt.ram_size, err, sizeof(err)))
 		die("%s", err);
+	fprintf(stderr, "llview-agent: %s: %s\n", opt.mem_path, mem.what);
 	find_kernel();
-	if (kernel.have_vmcoreinfo)
+	if (kernel.have_vmcoreinfo) {
+		char at[64] = "from the dump's ELF note";
+
+		if (kernel.vi.found_at != LLV_NO_PHYS)
+			snprintf(at, sizeof(at), "at physical 0x%llx",
+				 (unsigned long long)kernel.vi.found_at);
 		fprintf(stderr,
-			"llview-agent: VMCOREINFO at physical 0x%llx; page tables at 0x%llx; "
+			"llview-agent: VMCOREINFO %s; page tables at 0x%llx; "
 			"kallsyms: %u symbols decoded in %.1f ms, _stext 0x%llx matches\n",
-			(unsigned long long)kernel.vi.found_at, (unsigned long long)kernel.root,
-			kernel.nsyms, kernel.decode_ms, (unsigned long long)kernel.vi.stext);
+			at, (unsigned long long)kernel.root, kernel.nsyms, kernel.decode_ms,
+			(unsigned long long)kernel.vi.stext);
+	}
 	if (opt.system_map && llv_kernel_check_system_map(&kernel, opt.system_map) != 0)
 		die("%s does not match the running kernel", opt.system_map);
 	if (!opt.shm_path || opt.listen_given) {

@@ -111,12 +111,6 @@ static int parse_note(const char *text, size_t len, struct llv_vmcoreinfo *vi)
 	return vi->release[0] && have_root && have_phys_base ? 0 : -1;
 }
 
-/* Guest physical address of a file offset (for messages only). */
-static u64 file_offset_to_phys(const struct llv_mem *m, u64 off)
-{
-	return off < m->low_size ? off : off - m->low_size + 0x100000000ull;
-}
-
 int llv_find_vmcoreinfo(const struct llv_mem *m, u64 *cursor, struct llv_vmcoreinfo *vi,
 			char *err, size_t errlen)
 {
@@ -130,14 +124,25 @@ int llv_find_vmcoreinfo(const struct llv_mem *m, u64 *cursor, struct llv_vmcorei
 			break;
 		off = (u64)((const u8 *)hit - m->map);
 		*cursor = off + 1;
+		/* An ELF core's headers and notes are in the file but not in RAM. */
+		if (llv_mem_phys_of(m, off) == LLV_NO_PHYS)
+			continue;
 		if (!parse_note(hit, m->map_size - off < NOTE_MAX ? m->map_size - off : NOTE_MAX, vi)) {
-			vi->found_at = file_offset_to_phys(m, off);
+			vi->found_at = llv_mem_phys_of(m, off);
 			return 0;
 		}
 	}
 	*cursor = m->map_size;
 	snprintf(err, errlen, "no VMCOREINFO note in guest RAM (is the guest kernel still booting?)");
 	return -1;
+}
+
+int llv_parse_vmcoreinfo(const char *text, size_t len, struct llv_vmcoreinfo *vi)
+{
+	if (parse_note(text, len < NOTE_MAX ? len : NOTE_MAX, vi))
+		return -1;
+	vi->found_at = LLV_NO_PHYS;
+	return 0;
 }
 
 /* ---- translation and reads ------------------------------------------ */

@@ -21,7 +21,8 @@ struct llv_vmcoreinfo {
 	u64 sme_mask;        /* SME/SEV C-bit in page-table entries */
 	u64 kallsyms_names, kallsyms_num_syms, kallsyms_token_table, kallsyms_token_index;
 	u64 kallsyms_offsets, kallsyms_relative_base;
-	u64 found_at;        /* guest physical address of the note's text */
+	u64 found_at;        /* guest physical address of the note's text, or
+			      * LLV_NO_PHYS when it came from a dump's ELF note */
 };
 
 struct llv_kernel {
@@ -47,10 +48,15 @@ struct llv_kernel {
 
 /* Scans guest RAM for the next VMCOREINFO text at or after file offset
  * *cursor (start with 0) and advances *cursor past it. Text that only
- * looks like the note (the format strings in the kernel image) is skipped.
+ * looks like the note (the format strings in the kernel image), or that
+ * lies outside RAM (an ELF core's own headers and notes), is skipped.
  * 0, or -1 with err set when there is no further note. */
 int llv_find_vmcoreinfo(const struct llv_mem *m, u64 *cursor, struct llv_vmcoreinfo *vi,
 			char *err, size_t errlen);
+
+/* Parses VMCOREINFO text given directly (an ELF core's note): 0 if it holds
+ * the fields the agent needs, else -1. */
+int llv_parse_vmcoreinfo(const char *text, size_t len, struct llv_vmcoreinfo *vi);
 
 /* Sets up k from a VMCOREINFO note: paging mode, page-table root, then
  * decodes kallsyms and checks _stext against the note. 0 or -1 with err. */

@@ -7,6 +7,8 @@ an IDS uses to reach the in-kernel agent (tcp://127.0.0.1:PORT and shm:/dev/shm/
 
 `llview vm insmod t1 FILE.ko [PARAM=VALUE ...]` copies a module into the running guest and loads
 it; `llview vm rmmod t1 MODULE` unloads it; `llview vm push t1 HOST GUEST` copies any file.
+`llview vm dump t1 t1.elf` writes the guest's memory to an ELF core (QMP dump-guest-memory) that
+`llview agent serve --image t1.elf` serves as it serves the live guest.
 """
 
 import argparse
@@ -50,7 +52,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--confine", action=argparse.BooleanOptionalAction, default=True,
                        help="run the known daemons in their own pid/mount/net/uts namespaces "
                             "(default: on)")
+    start.add_argument("--vmcoreinfo", action="store_true",
+                       help="add QEMU's vmcoreinfo device and load the guest's qemu_fw_cfg "
+                            "module, so `vm dump` files carry the kernel's VMCOREINFO note")
     start.set_defaults(func=_start)
+
+    dump = sub.add_parser("dump", help="write the guest's memory to an ELF core file (QMP "
+                                       "dump-guest-memory); the guest pauses meanwhile")
+    dump.add_argument("name")
+    dump.add_argument("file", help="the new dump file (not overwritten if it exists)")
+    dump.add_argument("--timeout", type=float, default=300.0,
+                      help="seconds to wait for QEMU to finish (default %(default)s)")
+    dump.set_defaults(func=_dump)
 
     run = sub.add_parser("exec", help="run a shell command in the guest: vm exec t1 -- CMD...")
     run.add_argument("name")
@@ -109,7 +122,8 @@ def _start(args: argparse.Namespace) -> int:
     key = read_key_file(Path(args.key)) if args.key else None
     vm = VM.start(args.name, kernel=args.kernel, memory=args.memory, tasks=args.tasks,
                   accel=args.accel, timeout=args.timeout, files=files, agent=args.agent,
-                  key=key, host_port=args.agent_port, shm=args.shm, confine=args.confine)
+                  key=key, host_port=args.agent_port, shm=args.shm, confine=args.confine,
+                  vmcoreinfo=args.vmcoreinfo)
     print(f"{vm.name} pid {vm.pid} ram {vm.ram_path} port {vm.host_port}")
     for url in vm.urls():
         print(f"agent: --agent {url}")
@@ -169,6 +183,14 @@ def _push(args: argparse.Namespace) -> int:
     except ValueError:
         raise LlviewError(f"bad --mode {args.mode!r}: an octal mode such as 644") from None
     VM.load(args.name).push(args.host_path, args.guest_path, mode=mode)
+    return 0
+
+
+def _dump(args: argparse.Namespace) -> int:
+    result = VM.load(args.name).dump(args.file, timeout=args.timeout)
+    print(f"{result.path}: {result.size >> 20} MiB ELF core of {args.name} in "
+          f"{result.seconds:.1f} s; serve it with `llview agent serve --image {result.path} "
+          f"--key FILE`")
     return 0
 
 

@@ -16,7 +16,13 @@ Options of start():
 - confine (default on): the known daemons run in a "container", their own pid, mount, net and
   uts namespaces under /bin/llv-container; the agent and the exec server stay outside.
   confined_comms names what runs inside.
+- vmcoreinfo (default off): QEMU's vmcoreinfo device, and the guest's qemu_fw_cfg module loaded
+  at boot, which tells QEMU where the kernel's VMCOREINFO note is: then dump() writes that note
+  into the ELF core (without it the agent finds the note by scanning the dump's RAM).
 RAM and shm files are created 0600 before QEMU opens them (QEMU itself would make them 0644).
+
+dump() writes the guest's memory to an ELF core through QMP (dump-guest-memory, paging=false),
+which the host agent serves with --image as it serves the live RAM file.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llview import kmod
 from llview.kernel.profile import Profile, load_profile
@@ -67,6 +74,63 @@ GUEST_PUSH_DIR = "/tmp/llview-push"  # where insmod() puts a host module in the 
 _PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ACK_TIMEOUT = 20.0  # seconds for the guest to start a request before it is sent again
 EXEC_RESENDS = 2
+FW_CFG_MODULE_DIR = "/lib/modules/llview-fw-cfg"  # guest path of qemu_fw_cfg (vmcoreinfo=True)
+
+
+class QMP:
+    """One QMP session on a guest's qmp.sock (QEMU accepts one client at a time): the
+    greeting, qmp_capabilities, then execute() per command. Asynchronous events in between
+    are skipped."""
+
+    def __init__(self, socket_path: str, timeout: float = 10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.buffer = b""
+        try:
+            self.sock.connect(socket_path)
+            self._message()  # {"QMP": {...}} greeting
+            self.execute("qmp_capabilities")
+        except OSError as e:
+            self.sock.close()
+            raise LlviewError(f"cannot talk QMP on {socket_path}: {e}") from e
+
+    def __enter__(self) -> QMP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _message(self) -> dict[str, Any]:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise LlviewError("QEMU closed the QMP connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, command: str, **arguments: Any) -> Any:
+        """Runs a QMP command; its "return" value, or LlviewError with QEMU's message."""
+        request: dict[str, Any] = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        while True:
+            reply = self._message()
+            if "return" in reply:
+                return reply["return"]
+            if "error" in reply:
+                raise LlviewError(f"QMP {command}: {reply['error'].get('desc', reply['error'])}")
+
+
+@dataclass
+class DumpResult:
+    path: str
+    size: int
+    seconds: float  # from the command to QEMU reporting completion (the guest is paused)
 
 
 def vms_dir() -> Path:
@@ -153,6 +217,7 @@ class VM:
     shm_size: int = 0
     confined: bool = False
     confined_comms: list[str] = field(default_factory=list)  # comm values inside the container
+    vmcoreinfo: bool = False  # -device vmcoreinfo, qemu_fw_cfg loaded: dumps carry the note
 
     @property
     def tcp_url(self) -> str:
@@ -171,7 +236,7 @@ class VM:
               tasks: int = DEFAULT_TASKS, accel: str = "tcg", timeout: float = 180.0,
               quiet: bool = False, files: dict[str, str | Path] | None = None,
               agent: str = "none", key: bytes | None = None, host_port: int | None = None,
-              shm: bool | None = None, confine: bool = True) -> VM:
+              shm: bool | None = None, confine: bool = True, vmcoreinfo: bool = False) -> VM:
         """Boots a guest and waits until `exec` works (and, with agent="kernel", the agent
         has loaded and taken the key).
 
@@ -226,10 +291,20 @@ class VM:
         overlay: dict[str, str | Path | tuple[Path, int]] = {g: Path(h) for g, h in
                                                              (files or {}).items()}
         blobs: dict[str, tuple[bytes, int]] = {}
+        init_lines: list[str] = []
+        if vmcoreinfo:
+            # qemu_fw_cfg hands QEMU's vmcoreinfo device the address of the kernel's note.
+            for module in kmod.load_order(profile, ["qemu_fw_cfg"]):
+                guest_path = f"{FW_CFG_MODULE_DIR}/{module.name}"
+                overlay[guest_path] = module
+                init_lines.append(f"insmod {guest_path} || echo 'llview: cannot load "
+                                  f"{module.name}' >&2")
         if guest_agent is not None:
             overlay.update(guest_agent.files)
             blobs[guest_agent.key_path] = (key, 0o600)
-            blobs[AGENT_INIT_PATH] = (guest_agent.init_script.encode(), 0o755)
+            init_lines.append(guest_agent.init_script)
+        if init_lines:
+            blobs[AGENT_INIT_PATH] = (("\n".join(init_lines) + "\n").encode(), 0o755)
         # Per-guest files (the key!) go only into this overlay, never into the shared image.
         overlay_path = state_dir / "initrd.cpio.gz"
         if overlay or blobs:
@@ -244,7 +319,7 @@ class VM:
                  kernel_release=profile.release, kernel_dir=str(profile.directory or profile.root),
                  accel=accel, tasks=tasks, agent=agent,
                  shm_path=_shm_file(name, state_dir, "shm") if shm else "",
-                 shm_size=SHM_SIZE if shm else 0, confined=confine)
+                 shm_size=SHM_SIZE if shm else 0, confined=confine, vmcoreinfo=vmcoreinfo)
         _create_private(vm.ram_path)
         if vm.shm_path:
             Path(vm.shm_path).unlink(missing_ok=True)  # a stale one of this name and cache
@@ -315,6 +390,7 @@ class VM:
                         f"hostfwd=tcp:127.0.0.1:{self.host_port}-:{GUEST_AGENT_PORT}"),
             "-device", "virtio-net-pci,netdev=n0",
             *shm,
+            *(["-device", "vmcoreinfo"] if self.vmcoreinfo else []),
             "-no-reboot", "-daemonize", "-pidfile", str(state / "qemu.pid"),
         ]
 
@@ -442,6 +518,43 @@ class VM:
                 (state / leftover).unlink(missing_ok=True)
         else:
             shutil.rmtree(state, ignore_errors=True)
+
+    # ---- QMP: memory dumps ---------------------------------------------------------------
+
+    def qmp(self) -> QMP:
+        """A QMP session with this guest's QEMU (use it in a with block)."""
+        if not self.alive():
+            raise LlviewError(f"VM {self.name} is not running")
+        return QMP(self.qmp_socket)
+
+    def dump(self, path: str | Path, timeout: float = 300.0) -> DumpResult:
+        """Writes guest memory to path as an ELF core (dump-guest-memory, paging=false: every
+        RAM block at its guest physical address) and waits until QEMU says it is complete.
+
+        QEMU pauses the guest while it writes and resumes it after. The file is QEMU's own
+        (mode 0400); an existing path is refused rather than overwritten.
+        """
+        target = Path(path).absolute()
+        if target.exists() or target.is_symlink():
+            raise LlviewError(f"{target} exists; give a new file for the dump")
+        if not target.parent.is_dir():
+            raise LlviewError(f"{target.parent} is not a directory")
+        began = time.monotonic()
+        with self.qmp() as qmp:
+            qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{target}",
+                        detach=True)
+            while True:
+                state = qmp.execute("query-dump")
+                if state["status"] == "completed":
+                    break
+                if state["status"] == "failed":
+                    raise LlviewError(f"QEMU could not dump VM {self.name} to {target}")
+                if time.monotonic() - began > timeout:
+                    raise LlviewError(f"dumping VM {self.name} took more than {timeout:.0f} s "
+                                      f"({state.get('completed', 0)} of "
+                                      f"{state.get('total', '?')} bytes)")
+                time.sleep(0.05)
+        return DumpResult(str(target), target.stat().st_size, time.monotonic() - began)
 
     # ---- running commands in the guest -----------------------------------------------------
 
