@@ -346,3 +346,24 @@ def test_every_technique_at_once_on_every_agent(kind, rootkit, detect_guest, det
         assert (rc, alerts_of(records)) == (0, []), stderr
     finally:
         detect_guest.exec("kill " + " ".join(map(str, pids)))
+
+
+def test_check_on_a_dump_of_the_planted_guest(rootkit, detect_guest, detect_key, tmp_path):
+    """Where Volatility runs (a memory dump) llview check runs too: the dump keeps what was
+    planted when it was taken, while the live guest has moved on."""
+    rootkit.plant("hide", 1)
+    rootkit.plant("syscalls", 1)
+    dump = tmp_path / "planted.elf"
+    detect_guest.dump(dump)
+    rootkit.undo("all")
+    agent = AgentProcess(["--image", str(dump), "--key-file", str(detect_key)],
+                         binary=agent_proc.AGENT)
+    try:
+        rc, records, stderr = llview_check(f"tcp://127.0.0.1:{agent.port}", detect_key)
+    finally:
+        agent.stop()
+        dump.unlink()
+    assert rc == 1, stderr
+    assert [a["module"] for a in alerts_of(records, "hidden_modules")] == ["lvrootkit"]
+    assert sorted(a["number"] for a in alerts_of(records, "syscall_table")) == [62, 217]
+    assert {a["program"] for a in alerts_of(records)} == {"hidden_modules", "syscall_table"}
