@@ -9,6 +9,8 @@ walks the task list with for_each_process_thread) and /proc/kcore, which shows k
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import struct
 from collections.abc import Iterator
@@ -26,8 +28,9 @@ from helpers.rootkit import (
     kernel_trouble,
 )
 
+from llview.cli import main as llview_main
 from llview.kernel.profile import Profile
-from llview.vm.qemu import VM
+from llview.vm.qemu import PUSH_CHUNK, VM
 
 pytestmark = pytest.mark.guest
 
@@ -143,6 +146,39 @@ def test_builds_warning_free_and_cached(kernel_profile: Profile):
     first = build_rootkit(kernel_profile)
     assert build_rootkit(kernel_profile) == first
     assert first.stat().st_size < 200_000  # debug info stripped for the exec line
+
+
+def test_push_checksummed_in_chunks(rk_guest: VM, tmp_path):
+    data = os.urandom(PUSH_CHUNK + 1000)  # two chunks
+    host = tmp_path / "blob.bin"
+    host.write_bytes(data)
+    rk_guest.push(host, "/tmp/rkpush/sub/blob.bin", mode=0o600)
+    out = run(rk_guest, "sha256sum /tmp/rkpush/sub/blob.bin; stat -c %a /tmp/rkpush/sub/blob.bin; "
+                        "ls /tmp/rkpush/sub")
+    assert out.split() == [hashlib.sha256(data).hexdigest(), "/tmp/rkpush/sub/blob.bin", "600",
+                           "blob.bin"]  # no .part file left
+
+
+def test_cli_insmod_rmmod(rk_guest: VM, kernel_profile: Profile, capsys):
+    ko = str(build_rootkit(kernel_profile))
+    assert llview_main(["vm", "insmod", rk_guest.name, ko, "syscalls=2"]) == 0
+    try:
+        Rootkit(rk_guest).wait_planted({"syscalls": 2})
+        assert TABLE_MARK in kill_result(rk_guest, SIG_TABLE)
+        capsys.readouterr()
+        # a second load fails with the guest's own words and its kernel log, not a traceback
+        assert llview_main(["vm", "insmod", rk_guest.name, ko]) == 1
+        err = capsys.readouterr().err
+        assert "did not load" in err and "File exists" in err and "dmesg" in err
+        assert "Traceback" not in err
+        assert llview_main(["vm", "insmod", rk_guest.name, ko, "noequals"]) == 1
+        assert "PARAM=VALUE" in capsys.readouterr().err
+    finally:
+        assert llview_main(["vm", "rmmod", rk_guest.name, MODULE]) == 0  # exit undoes it all
+    assert NO_PROCESS in kill_result(rk_guest, SIG_TABLE)
+    capsys.readouterr()
+    assert llview_main(["vm", "rmmod", rk_guest.name, MODULE]) == 1
+    assert "cannot unload lvrootkit" in capsys.readouterr().err
 
 
 def test_control_file_lists_nothing_planted(rootkit: Rootkit):
