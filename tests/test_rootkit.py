@@ -39,6 +39,8 @@ NR_KILL, NR_GETDENTS64 = 62, 217
 TABLE_MARK = "Wrong medium type"  # strerror(EMEDIUMTYPE): the syscall-table hook's answer
 FTRACE_MARK = "Name not unique on network"  # strerror(ENOTUNIQ): the ftrace hook's answer
 NO_PROCESS = "No such process"
+ENABLED_FUNCTIONS = ("mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; "
+                     "cat /sys/kernel/tracing/enabled_functions")
 
 
 def run(vm: VM, script: str) -> str:
@@ -211,14 +213,23 @@ def test_hide_from_sysfs_and_mod_tree(rootkit: Rootkit):
     base = int(re.search(rf"^{MODULE} .* (0x[0-9a-f]+)", run(vm, "cat /proc/modules"),
                          re.M).group(1), 16)
     before = run(vm, f"cd /sys/module/{MODULE} && ls -a . holders notes sections")
-    rootkit.plant("hide", 2)
+    # %pS in tracefs names the ftrace callback's module through mod_tree (__module_address)
+    named = re.compile(rf"rk_ft_callback\+0x0/0x[0-9a-f]+ \[{MODULE}\]")
+    rootkit.plant("ftrace")
     try:
-        assert "mod_tree=erased" in rootkit.status()["hide"]
-        out = run(vm, f"cat /proc/modules; ls /sys/module; test -e /sys/module/{MODULE} "
-                      "&& echo SYSFS-PRESENT || true")
-        assert MODULE not in out
+        assert named.search(run(vm, ENABLED_FUNCTIONS))
+        rootkit.plant("hide", 2)
+        try:
+            assert "mod_tree=erased" in rootkit.status()["hide"]
+            out = run(vm, f"cat /proc/modules; ls /sys/module; test -e /sys/module/{MODULE} "
+                          "&& echo SYSFS-PRESENT || true")
+            assert MODULE not in out
+            assert "rk_ft_callback" not in run(vm, ENABLED_FUNCTIONS)
+        finally:
+            rootkit.command("unhide")
+        assert named.search(run(vm, ENABLED_FUNCTIONS))
     finally:
-        rootkit.command("unhide")
+        rootkit.undo("ftrace")
     # the directory comes back whole, or rmmod's sysfs teardown would warn
     assert run(vm, f"cd /sys/module/{MODULE} && ls -a . holders notes sections") == before
     assert int(run(vm, f"cat /sys/module/{MODULE}/sections/.text"), 16) == base
@@ -263,8 +274,7 @@ def test_syscall_dispatch_hooks(rootkit: Rootkit):
 
 def test_ftrace_hook(rootkit: Rootkit):
     vm = rootkit.vm
-    enabled = "mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; " \
-              "cat /sys/kernel/tracing/enabled_functions"
+    enabled = ENABLED_FUNCTIONS
     assert "__x64_sys_kill" not in run(vm, enabled)
     rootkit.plant("ftrace")
     try:
