@@ -32,6 +32,7 @@ from helpers import agent_proc
 from helpers.llview_wire import (
     FRAME_HDR,
     HELLO,
+    INFO,
     MAX_PAGES,
     MAX_PAYLOAD,
     MSG,
@@ -698,19 +699,27 @@ class ForgingAgent(threading.Thread):
             C["LLV_MAGIC"], VERSION, C["LLV_ROLE_SERVER"], mine)
         aead = AESGCM(hmac.new(self.psk, SESSION_LABEL + theirs + mine, hashlib.sha256).digest())
         self.set(OFF_STATE, WELCOME)
-        self.wait_for(SHM["LLV_SHM_REQUEST"])
-        request_len = self.get(OFF_REQUEST_LEN)
-        frame = bytes(self.mm[SHM["LLV_SHM_CONTROL_SIZE"]:SHM["LLV_SHM_CONTROL_SIZE"]
-                              + request_len])
-        _, _, seq = FRAME_HDR.unpack_from(frame)
-        plain = aead.decrypt(struct.pack("<IQ", ROLE_CLIENT, seq), frame[FRAME_HDR.size:],
-                             frame[:FRAME_HDR.size])
-        _, _, count = MSG.unpack_from(plain)
+        seq = 0
+        while True:
+            self.wait_for(SHM["LLV_SHM_REQUEST"])
+            request_len = self.get(OFF_REQUEST_LEN)
+            frame = bytes(self.mm[SHM["LLV_SHM_CONTROL_SIZE"]:SHM["LLV_SHM_CONTROL_SIZE"]
+                                  + request_len])
+            _, _, client_seq = FRAME_HDR.unpack_from(frame)
+            plain = aead.decrypt(struct.pack("<IQ", ROLE_CLIENT, client_seq),
+                                 frame[FRAME_HDR.size:], frame[:FRAME_HDR.size])
+            kind, _, count = MSG.unpack_from(plain)
+            if kind != C["LLV_REQ_INFO"]:
+                break
+            # The IDS's kernel-release check is answered honestly (an agent on a raw image
+            # knows no release); the forgery is for the read that follows.
+            self.send(aead, seq, MSG.pack(C["LLV_REP_INFO"], 0, 0) + INFO.pack(0, 0, 4, 0, b""))
+            seq += 1
         body = struct.pack(f"<{count}I", *[OK] * count) + b"\x11" * (PAGE * count)
         if self.scenario == "bad count":
             count += 1
         reply = MSG.pack(C["LLV_REP_READ"], 0, count) + body
-        seq = 1 if self.scenario == "wrong seq" else 0
+        seq += 1 if self.scenario == "wrong seq" else 0
         length = MAX_PAYLOAD + 1 if self.scenario == "huge header" else len(reply)
         header = FRAME_HDR.pack(C["LLV_MAGIC"], length, seq)
         out = bytearray(header + aead.encrypt(struct.pack("<IQ", C["LLV_ROLE_SERVER"], seq),
@@ -725,6 +734,14 @@ class ForgingAgent(threading.Thread):
                      "short reply_len": len(out) - 1}.get(self.scenario, len(out))
         self.set(OFF_REPLY_LEN, reply_len)
         self.set(OFF_STATE, 99 if self.scenario == "garbage state" else SHM["LLV_SHM_REPLY"])
+
+    def send(self, aead: AESGCM, seq: int, reply: bytes) -> None:
+        header = FRAME_HDR.pack(C["LLV_MAGIC"], len(reply), seq)
+        out = header + aead.encrypt(struct.pack("<IQ", C["LLV_ROLE_SERVER"], seq), reply, header)
+        at = SHM["LLV_SHM_CONTROL_SIZE"] + AREA
+        self.mm[at:at + len(out)] = out
+        self.set(OFF_REPLY_LEN, len(out))
+        self.set(OFF_STATE, SHM["LLV_SHM_REPLY"])
 
     def close(self) -> None:
         self.join(timeout=5)
