@@ -44,7 +44,7 @@ static unsigned int hooks_checked;
 static void owner_of(unsigned long addr, struct llview_owner *o)
 {
 	llview_owner_of(&mods, addr, o);
-	if (o->kind != LLVIEW_OWNER_CORE_TEXT && mods.views_taken != 0xf) {
+	if (o->kind != LLVIEW_OWNER_CORE_TEXT && mods.views_taken != LLVIEW_ALL_VIEWS) {
 		llview_modules_all_views(&mods);
 		llview_owner_of(&mods, addr, o);
 	}
