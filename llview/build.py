@@ -205,7 +205,7 @@ def _front_end(source: Path, flags: list[str], pch: list[str],
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from llview import compat, frontend, runtime_lib
+    from llview import frontend, kernel_functions, runtime_lib
     from llview.kernel import load_profile
 
     timer = _Timer(args.verbose)
@@ -223,8 +223,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     pch = frontend.precompiled_preamble(source_text, flags, profile,
                                         cacheable=not args.include_dirs)
     timer.step("precompiled preamble")
-    def supplied() -> set[str]:  # what the runtime and llview's compat.c define
-        return runtime_lib.supplied_symbols() | compat.supplied_functions(flags)
+    def supplied() -> frozenset[str]:  # the runtime's symbols and the supplied kernel functions
+        return kernel_functions.supplied(profile, flags, runtime_lib.supplied_symbols())
 
     result = front_end(source, flags, supplied, [profile.headers_common, profile.headers],
                        timer, pch)
@@ -237,8 +237,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     import llvmlite.binding as llvm
 
     try:  # run_passes parses and verifies clang's IR itself
-        rewritten, stats = run_passes(compat.link_compat(result.ir_text, flags),
-                                      supplied=runtime_lib.supplied_symbols())
+        linked = kernel_functions.link(result.ir_text, profile, flags,
+                                       runtime_lib.supplied_symbols())
+        rewritten, stats = run_passes(linked, supplied=runtime_lib.supplied_symbols())
     except compile_error as e:
         return _print_diagnostics(e.diagnostics)
     module = _parse_ir(llvm, rewritten, "after llview's passes")

@@ -17,7 +17,7 @@ import glob
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,31 @@ class Diagnostic:
     def __str__(self) -> str:
         head = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
         return "\n".join([head, *map(str, self.notes)])
+
+
+@dataclass
+class Refusal:
+    """Why a function llview supplies (kernel library code) cannot run outside the kernel."""
+
+    reason: str  # "calls 'kmem_cache_alloc', which has no body outside the kernel"
+    chain: list[tuple[str, str, int]]  # (function, file, line of the next step): called one first
+    others: list[str] = field(default_factory=list)  # what else it reaches that only the kernel can
+
+
+class SuppliedFunctions(frozenset):
+    """Functions an IDS may call without a body in the headers (the runtime's and the supplied
+    kernel functions), with refusal(name) for supplied ones that reach kernel-only code and a
+    hint to add to "no body outside the kernel" errors (e.g. the profile lacks the library)."""
+
+    refusal: Callable[[str], Refusal | None]
+    hint: str | None
+
+    def __new__(cls, names: Iterable[str], refusal: Callable[[str], Refusal | None],
+                hint: str | None = None) -> SuppliedFunctions:
+        self = super().__new__(cls, names)
+        self.refusal = refusal
+        self.hint = hint
+        return self
 
 
 # ---- loading libclang -----------------------------------------------------------------------
@@ -185,6 +210,8 @@ class CallChecker:
         self.ci = cindex()
         self.tu = tu
         self.allowed = set(allowed) | redirected_functions()
+        self.refusal = allowed.refusal if isinstance(allowed, SuppliedFunctions) else None
+        self.hint = allowed.hint if isinstance(allowed, SuppliedFunctions) else None
         self.called = called
         self.indirect_calls_survive = indirect_calls_survive
         self.display_roots = [str(Path(r)) + "/" for r in display_roots]
@@ -214,7 +241,7 @@ class CallChecker:
                 continue
             body = callee.get_definition()
             if body is None:
-                if not self._is_builtin(callee) and callee.spelling not in self.allowed:
+                if not self._is_builtin(callee) and not self._may_call(callee.spelling):
                     result.missing.setdefault(callee.spelling, [(name, call)])
                 continue
             deeper = self._header_reach(body)
@@ -223,6 +250,28 @@ class CallChecker:
             if deeper.indirect is not None and result.indirect is None:
                 result.indirect = [(name, call), *deeper.indirect]
         return result
+
+    def _may_call(self, name: str) -> bool:
+        """A body-less function the IDS may call: supplied, and (if supplied kernel code) not
+        reaching anything only the kernel can do."""
+        return name in self.allowed and (self.refusal is None or self.refusal(name) is None)
+
+    def _kernel_call(self, site: tuple[str, int, int], name: str,
+                     header_notes: list[Note]) -> Diagnostic:
+        """The error for calling kernel function `name` (directly or through header inlines)."""
+        refusal = self.refusal(name) if self.refusal and name in self.allowed else None
+        if refusal is None:
+            notes = [*header_notes, *([Note(*site, self.hint)] if self.hint else [])]
+            return Diagnostic(*site, f"call to kernel function '{name}', which has no body "
+                                     "outside the kernel", notes)
+        notes = [*header_notes, *(Note(*site, f"via kernel function '{function}' "
+                                               f"({self._short(file)}:{line})")
+                                  for function, file, line in refusal.chain)]
+        if refusal.others:
+            shown = ", ".join(refusal.others[:6]) + (", ..." if len(refusal.others) > 6 else "")
+            notes.append(Note(*site, f"'{name}' also reaches: {shown}"))
+        return Diagnostic(*site, f"call to kernel function '{name}', which cannot run outside "
+                                 f"the kernel: it {refusal.reason}", notes)
 
     def _where(self, cursor) -> tuple[str, int, int]:
         """Where clang would point: inside a macro argument written in the IDS file (the
@@ -261,11 +310,11 @@ class CallChecker:
                     continue
                 body = callee.get_definition()
                 if body is None:
-                    if self._is_builtin(callee) or callee.spelling in self.allowed:
+                    if self._is_builtin(callee) or self._may_call(callee.spelling):
                         continue
                     if self.called is not None and callee.spelling not in self.called:
                         continue
-                    diagnostics.append(Diagnostic(*site, self._missing_message(callee)))
+                    diagnostics.append(self._missing(site, callee))
                     continue
                 if self._declared_in_main_file(body):
                     continue  # the IDS's own function: checked on its own
@@ -273,10 +322,8 @@ class CallChecker:
                 for missing, chain in sorted(reach.missing.items()):
                     if self.called is not None and missing not in self.called:
                         continue
-                    diagnostics.append(Diagnostic(
-                        *site, f"call to kernel function '{missing}', which has no body "
-                               "outside the kernel",
-                        self._notes(site, chain)))
+                    diagnostics.append(self._kernel_call(site, missing,
+                                                         self._notes(site, chain)))
                 if reach.indirect is not None and self.indirect_calls_survive:
                     diagnostics.append(Diagnostic(
                         *site, "call through a function pointer, whose target may be kernel "
@@ -284,14 +331,16 @@ class CallChecker:
                         self._notes(site, reach.indirect)))
         return diagnostics
 
-    def _missing_message(self, callee) -> str:
+    def _missing(self, site: tuple[str, int, int], callee) -> Diagnostic:
         name = callee.spelling
         declared_in = callee.location.file.name if callee.location.file else ""
         if self._declared_in_main_file(callee):
-            return f"call to function '{name}', which is declared but never defined"
+            return Diagnostic(*site, f"call to function '{name}', which is declared but never "
+                                     "defined")
         if "/llview/" in declared_in and name.startswith("llview_"):
-            return f"call to llview function '{name}', which the runtime does not provide"
-        return f"call to kernel function '{name}', which has no body outside the kernel"
+            return Diagnostic(*site, f"call to llview function '{name}', which the runtime "
+                                     "does not provide")
+        return self._kernel_call(site, name, [])
 
 
 def _indirect_message(call) -> str:

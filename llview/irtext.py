@@ -466,7 +466,8 @@ class ModuleView:
                 block.insts.append(inst)
                 func.insts.append(inst)
                 if opcode == "switch" and ln.endswith("["):
-                    while lines[i + 1].strip() != "]":  # one case per line, up to "  ]"
+                    # one case per line, up to "  ]" (which carries the !dbg, if any)
+                    while not lines[i + 1].startswith("  ]"):
                         i += 1
                     i += 1
             elif _BLOCK_LABEL_RE.match(ln):
