@@ -143,8 +143,8 @@ def compile_sources(sources: Sequence[SupplySource], flags: Sequence[str]) -> li
                 raise LlviewError(f"{source.label} ({source.path}) does not compile against "
                                   f"this kernel's headers:\n{messages}")
             ir_path, index_path = paths[source]
-            index = _index(ir_text, source)
-            _write_atomically(ir_path, ir_text)
+            index, linkable = _index(ir_text, source)
+            _write_atomically(ir_path, linkable)
             _write_atomically(index_path, json.dumps(index))
     finally:
         for run in runs.values():
@@ -159,8 +159,15 @@ def compile_sources(sources: Sequence[SupplySource], flags: Sequence[str]) -> li
     return compiled
 
 
-def _index(ir_text: str, source: SupplySource) -> dict[str, Any]:
-    """What the module defines and, per function, every global, asm and indirect call it uses."""
+# Lists of globals kept for the kernel's own linker and tools (__ADDRESSABLE() of static calls,
+# tracepoint strings): an IDS has no use for them, and they would keep alive what the IDS does
+# not reach, kernel symbol addresses in initialisers included.
+_KEPT_FOR_THE_KERNEL = ("llvm.used", "llvm.compiler.used")
+
+
+def _index(ir_text: str, source: SupplySource) -> tuple[dict[str, Any], str]:
+    """What the module defines and, per function, every global, asm and indirect call it uses;
+    and the module's text to link (without _KEPT_FOR_THE_KERNEL)."""
     from llview.irtext import IRError, ModuleView
 
     try:
@@ -168,6 +175,9 @@ def _index(ir_text: str, source: SupplySource) -> dict[str, Any]:
     except IRError as e:
         raise LlviewError(f"internal error: clang's IR for {source.label} is invalid: {e}") \
             from None
+    for name in _KEPT_FOR_THE_KERNEL:
+        if name in view.global_lines:
+            view.replace_line(view.global_lines[name], None)
     variables: dict[str, bool] = {}
     external_variables = []
     for name, declared in view.global_declared.items():
@@ -196,9 +206,10 @@ def _index(ir_text: str, source: SupplySource) -> dict[str, Any]:
                 refs.extend(["name", m.group(1), line] for m in _GLOBAL_NAME.finditer(piece))
         functions[func.name] = {"external": match is not None and match.group(1) is None,
                                 "line": view.function_location(func).line, "refs": refs}
-    return {"functions": functions, "variables": variables,
-            "external_variables": external_variables,
-            "declared_functions": sorted(view.declarations)}
+    index = {"functions": functions, "variables": variables,
+             "external_variables": external_variables,
+             "declared_functions": sorted(view.declarations)}
+    return index, view.render()
 
 
 # ---- what the IDS may call, and what each supplied function reaches ---------------------------
@@ -210,7 +221,8 @@ Node = tuple[int, str]  # (index into the compiled sources, function name)
 class _Problem:
     kind: str  # "function" (no body outside the kernel), "asm", "indirect", "variable", "intrinsic"
     target: str
-    message: str
+    message: str  # completes "it ..."
+    short: str  # for a list of what else is reached
 
 
 @dataclass
@@ -239,7 +251,7 @@ class KernelFunctions:
             if compiled.variables[name]:
                 return _Problem("variable", name,
                                 f"uses '{name}', a variable of {compiled.source.label} whose "
-                                "value only the running kernel has")
+                                "value only the running kernel has", f"variable '{name}'")
             return None
         if name in self.provider:
             return (self.provider[name], name)
@@ -248,22 +260,22 @@ class KernelFunctions:
 
             if name.startswith(_UNINSTRUMENTABLE_INTRINSICS):
                 return _Problem("intrinsic", name, f"uses LLVM intrinsic '{name}', which llview "
-                                                   "cannot instrument")
+                                                   "cannot instrument", name)
             return None
         if name in self._fine or name.startswith("__llview_"):
             return None
         if name in compiled.declared_functions:
             return _Problem("function", name,
-                            f"calls '{name}', which has no body outside the kernel")
+                            f"calls '{name}', which has no body outside the kernel", name)
         return None  # a kernel variable: read from the guest like the IDS's own
 
     def _asm_problem(self, template: str) -> _Problem:
         if "__bug_table" in template:  # x86 WARN_ON()/BUG_ON(): a ud2 trap into the kernel
             return _Problem("asm", "bug", "reaches a WARN_ON()/BUG_ON(), whose inline assembly "
-                                          "traps into the kernel")
+                                          "traps into the kernel", "WARN_ON()/BUG_ON()")
         shown = template.replace("\\0A", "; ").replace("\\09", " ").strip("; ")
         return _Problem("asm", template, f"runs inline assembly '{shown}', which cannot run "
-                                         "outside the kernel")
+                                         "outside the kernel", f"inline assembly '{shown}'")
 
     def _walk(self, roots: Iterable[str]) -> tuple[dict[Node, tuple[Node, int] | None],
                                                     list[tuple[_Problem, Node, int]]]:
@@ -287,7 +299,8 @@ class KernelFunctions:
                     step = self._asm_problem(target)
                 else:
                     step = _Problem("indirect", "", "calls through a function pointer, whose "
-                                                    "target may be kernel code")
+                                                    "target may be kernel code",
+                                    "calls through function pointers")
                 if isinstance(step, _Problem):
                     if (step.kind, step.target) not in seen_problems:
                         seen_problems.add((step.kind, step.target))
@@ -315,8 +328,7 @@ class KernelFunctions:
                 # A body-less kernel function (allocation, locking) says most about why.
                 problem, node, line = next((p for p in problems if p[0].kind == "function"),
                                            problems[0])
-                others = [p.target if p.kind == "function" else p.kind for p, _, _ in problems
-                          if p is not problem]
+                others = [p.short for p, _, _ in problems if p is not problem]
                 self._refusals[name] = Refusal(problem.message,
                                                self._chain(parents, node, line),
                                                list(dict.fromkeys(others)))

@@ -21,12 +21,5 @@
  * to make them empty inline functions (linux/tracepoint.h).
  */
 #define NOTRACE
-#include <linux/tracepoint.h>
-/*
- * tracepoint_string() still keeps a string in a "__tracepoint_str" section
- * for tracefs; this is the kernel's own definition for !CONFIG_TRACING.
- */
-#undef tracepoint_string
-#define tracepoint_string(str) str
 
 #endif /* LLVIEW_KERNEL_LIBRARY_H */
