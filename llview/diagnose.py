@@ -4,9 +4,11 @@ Starting from every function the IDS file defines, each call is followed into th
 of the kernel headers, transitively. A call that reaches a function with no body (the kernel
 defines it out of line) and that the runtime does not supply is an error at the IDS call site,
 with one note per inline function on the way; so is a call through a function pointer (its target
-may be kernel code). Calls the optimiser removed (dead branches such as IS_ENABLED(...) or
-__builtin_constant_p(...) arms) are not reported: the caller passes the external functions the
-optimised IR still calls.
+may be kernel code). A kernel function llview supplies from C (llview/kernel_functions.py: compat.c
+and the kernel's own lib/*.c) that itself reaches kernel-only code (allocation, inline assembly,
+...) is refused the same way, with notes for the calls inside the kernel's files that lead there.
+Calls the optimiser removed (dead branches such as IS_ENABLED(...) or __builtin_constant_p(...)
+arms) are not reported: the caller passes the external functions the optimised IR still calls.
 """
 
 from __future__ import annotations

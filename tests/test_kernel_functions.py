@@ -114,6 +114,42 @@ def test_readers_build_with_the_kernels_own_code(kernel_profile, tmp_path, runti
     assert files == {"lib/rbtree.c", "lib/xarray.c", "lib/maple_tree.c"}
 
 
+ITERATORS = """\
+#include <linux/idr.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/xarray.h>
+#include <llview/ids.h>
+
+extern struct xarray llview_test_array;
+
+int main(void)
+{
+	unsigned long index;
+	struct pid *pid;
+	void *entry;
+	int nr;
+
+	idr_for_each_entry(&init_pid_ns.idr, pid, nr)
+		llview_field_int("level", pid->level);
+	xa_for_each(&llview_test_array, index, entry)
+		llview_field_hex("entry", (unsigned long)entry);
+	return 0;
+}
+"""
+
+
+def test_idr_and_xarray_iterators_build(kernel_profile, tmp_path, runtime_dir):
+    """idr_get_next() (through the radix tree) and xa_find(): their x86 bitops and WARN_ON()s
+    compile to C (kernel_headers/llview/kernel_library.h), so nothing is refused."""
+    source = tmp_path / "iterators.c"
+    source.write_text(ITERATORS)
+    ir = emit_llvm(source, kernel_profile.directory, tmp_path / "iterators.ll")
+    assert {"idr_get_next", "radix_tree_next_chunk", "xa_find", "xa_find_after"} <= defined(ir)
+    assert "call ptr @__llview_load(" in body_of(ir, "radix_tree_next_chunk")
+    assert " asm " not in ir.replace('asm sideeffect "", "~{memory}', "")
+
+
 def test_for_each_vma_builds(kernel_profile, tmp_path, runtime_dir):
     """ids_programs/vmas.c: for_each_vma() is vma_next(), an inline calling mas_find()."""
     done = llview("build", str(REPO / "ids_programs/vmas.c"), "-o", str(tmp_path / "vmas"),

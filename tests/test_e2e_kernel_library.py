@@ -1,6 +1,8 @@
-"""End to end on the real guest: ids_programs/vmas.c walks every process's maple tree with the
-kernel's own for_each_vma() (lib/maple_tree.c's mas_find(), compiled into the IDS) and must
-count, for every idle user process, exactly the lines of its /proc/PID/maps in the guest."""
+"""End to end on the real guest, IDS programs calling the kernel's own library code (compiled into
+them from the profile's linux-source): ids_programs/vmas.c walks every process's maple tree with
+for_each_vma() (lib/maple_tree.c's mas_find()) and must count, for every idle user process,
+exactly the lines of its /proc/PID/maps; ids_programs/pid_table.c walks the pid IDR with
+idr_for_each_entry() (lib/idr.c, lib/radix-tree.c) and must find every thread /proc shows."""
 
 from __future__ import annotations
 
@@ -46,14 +48,25 @@ def agent_url(guest, key_file):
     agent.stop()
 
 
-@pytest.fixture(scope="module")
-def vmas_binary(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("vmas") / "vmas"
+def build(name: str, directory: Path) -> Path:
+    out = directory / name
     done = subprocess.run([sys.executable, "-m", "llview.cli", "build",
-                           str(REPO / "ids_programs/vmas.c"), "-o", str(out)],
+                           str(REPO / f"ids_programs/{name}.c"), "-o", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def vmas_binary(tmp_path_factory) -> Path:
+    return build("vmas", tmp_path_factory.mktemp("vmas"))
+
+
+def run_json(binary: Path, agent_url: str, key_file: Path) -> list[dict]:
+    done = subprocess.run([str(binary), "--agent", agent_url, "--key", str(key_file), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def maps_lines(guest) -> dict[int, int]:
@@ -72,11 +85,9 @@ def test_vma_counts_equal_proc_maps(guest, vmas_binary, agent_url, key_file):
         rc, out = guest.exec(START_MAPPER.format(n=n))
         assert rc == 0, out
     before = maps_lines(guest)
-    done = subprocess.run([str(vmas_binary), "--agent", agent_url, "--key", str(key_file),
-                           "--json"], capture_output=True, text=True, timeout=120)
+    records = run_json(vmas_binary, agent_url, key_file)
     after = maps_lines(guest)
-    assert done.returncode == 0, done.stderr
-    seen = {record["pid"]: record["vmas"] for record in map(json.loads, done.stdout.splitlines())}
+    seen = {record["pid"]: record["vmas"] for record in records}
 
     # Idle processes (the same count in both snapshots) must agree exactly.
     idle = {pid: count for pid, count in before.items() if after.get(pid) == count}
@@ -90,3 +101,30 @@ def test_vma_counts_equal_proc_maps(guest, vmas_binary, agent_url, key_file):
     # exec server's short-lived shells and awk, which come and go between the snapshots.
     invented = set(seen) - set(before) - set(after)
     assert len(invented) <= 2, f"processes the guest never showed: {invented}"
+
+
+def guest_threads(guest) -> dict[int, int]:
+    """thread id -> thread group id, from the guest's /proc/TGID/task/TID."""
+    rc, out = guest.exec("ls -d /proc/[0-9]*/task/[0-9]*")
+    assert rc == 0, out
+    threads = {}
+    for path in out.split():
+        _, _, tgid, _, tid = path.split("/")
+        threads[int(tid)] = int(tgid)
+    return threads
+
+
+def test_pid_table_equals_proc_threads(guest, agent_url, key_file, tmp_path):
+    binary = build("pid_table", tmp_path)
+    before = guest_threads(guest)
+    records = run_json(binary, agent_url, key_file)
+    after = guest_threads(guest)
+    seen = {record["pid"]: record["tgid"] for record in records}
+
+    stable = {tid: tgid for tid, tgid in before.items() if after.get(tid) == tgid}
+    assert len(stable) > 200, "the test guest should run about 250 tasks"
+    differing = {tid: (tgid, seen.get(tid)) for tid, tgid in stable.items()
+                 if seen.get(tid) != tgid}
+    assert not differing, f"tid: (tgid in /proc, tgid from the pid table): {differing}"
+    invented = set(seen) - set(before) - set(after)
+    assert len(invented) <= 2, f"pids the guest never showed: {invented}"
