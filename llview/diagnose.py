@@ -19,9 +19,10 @@ import glob
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from llview.paths import LlviewError
 
@@ -73,20 +74,37 @@ class Refusal:
     others: list[str] = field(default_factory=list)  # what else it reaches that only the kernel can
 
 
-class SuppliedFunctions(frozenset):
-    """Functions an IDS may call without a body in the headers (the runtime's and the supplied
-    kernel functions), with refusal(name) for supplied ones that reach kernel-only code and a
-    hint to add to "no body outside the kernel" errors (e.g. the profile lacks the library)."""
+class KernelFunctionSet(Protocol):
+    """Functions llview supplies from C (llview.kernel_functions.KernelFunctions)."""
 
-    refusal: Callable[[str], Refusal | None]
-    hint: str | None
+    provider: Mapping[str, int]  # the names
 
-    def __new__(cls, names: Iterable[str], refusal: Callable[[str], Refusal | None],
-                hint: str | None = None) -> SuppliedFunctions:
-        self = super().__new__(cls, names)
-        self.refusal = refusal
+    def refusal(self, name: str) -> Refusal | None: ...
+
+
+class SuppliedFunctions:
+    """Functions an IDS may call without a body in the headers: the runtime's symbols, then the
+    kernel functions llview supplies from C, loaded (compiled, on a cold cache) only when a
+    name is not the runtime's. refusal(name) says why a supplied one cannot run here; `hint`
+    goes with "no body outside the kernel" errors (e.g. the profile lacks the library)."""
+
+    def __init__(self, runtime: Iterable[str],
+                 load_kernel_functions: Callable[[], KernelFunctionSet], hint: str | None = None):
+        self.runtime = frozenset(runtime)
+        self._load = load_kernel_functions
+        self._kernel: KernelFunctionSet | None = None
         self.hint = hint
-        return self
+
+    def _kernel_functions(self) -> KernelFunctionSet:
+        if self._kernel is None:
+            self._kernel = self._load()
+        return self._kernel
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.runtime or name in self._kernel_functions().provider
+
+    def refusal(self, name: str) -> Refusal | None:
+        return None if name in self.runtime else self._kernel_functions().refusal(name)
 
 
 # ---- loading libclang -----------------------------------------------------------------------
@@ -199,8 +217,9 @@ def ir_has_indirect_calls(ir_text: str) -> bool:
 
 @dataclass
 class _Reach:
-    """What calling one header function leads to: missing functions and indirect calls, each
-    with the chain of (function name, call-site cursor) steps inside the headers."""
+    """What calling one header function leads to: functions without a body (errors unless
+    supplied) and indirect calls, each with the chain of (function name, call-site cursor) steps
+    inside the headers."""
 
     missing: dict[str, list[tuple[str, object]]] = field(default_factory=dict)
     indirect: list[tuple[str, object]] | None = None
@@ -211,9 +230,11 @@ class CallChecker:
                  indirect_calls_survive: bool, display_roots: Sequence[Path]):
         self.ci = cindex()
         self.tu = tu
-        self.allowed = set(allowed) | redirected_functions()
-        self.refusal = allowed.refusal if isinstance(allowed, SuppliedFunctions) else None
-        self.hint = allowed.hint if isinstance(allowed, SuppliedFunctions) else None
+        supplied = isinstance(allowed, SuppliedFunctions)
+        self.allowed: Container[str] = allowed if supplied else frozenset(allowed)
+        self.redirected = redirected_functions()
+        self.refusal = allowed.refusal if supplied else None
+        self.hint = allowed.hint if supplied else None
         self.called = called
         self.indirect_calls_survive = indirect_calls_survive
         self.display_roots = [str(Path(r)) + "/" for r in display_roots]
@@ -243,7 +264,8 @@ class CallChecker:
                 continue
             body = callee.get_definition()
             if body is None:
-                if not self._is_builtin(callee) and not self._may_call(callee.spelling):
+                # Whether it may be called is asked only of what the IDS's IR still calls.
+                if not self._is_builtin(callee):
                     result.missing.setdefault(callee.spelling, [(name, call)])
                 continue
             deeper = self._header_reach(body)
@@ -256,6 +278,8 @@ class CallChecker:
     def _may_call(self, name: str) -> bool:
         """A body-less function the IDS may call: supplied, and (if supplied kernel code) not
         reaching anything only the kernel can do."""
+        if name in self.redirected:
+            return True
         return name in self.allowed and (self.refusal is None or self.refusal(name) is None)
 
     def _kernel_call(self, site: tuple[str, int, int], name: str,
@@ -312,9 +336,9 @@ class CallChecker:
                     continue
                 body = callee.get_definition()
                 if body is None:
-                    if self._is_builtin(callee) or self._may_call(callee.spelling):
-                        continue
                     if self.called is not None and callee.spelling not in self.called:
+                        continue
+                    if self._is_builtin(callee) or self._may_call(callee.spelling):
                         continue
                     diagnostics.append(self._missing(site, callee))
                     continue
@@ -323,6 +347,8 @@ class CallChecker:
                 reach = self._header_reach(body)
                 for missing, chain in sorted(reach.missing.items()):
                     if self.called is not None and missing not in self.called:
+                        continue
+                    if self._may_call(missing):
                         continue
                     diagnostics.append(self._kernel_call(site, missing,
                                                          self._notes(site, chain)))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llview.diagnose import Refusal, SuppliedFunctions, redirected_functions
+from llview.passes.forbidden_calls import UNINSTRUMENTABLE_INTRINSICS
 from llview.paths import KERNEL_HEADERS_DIR, LlviewError, cache_dir
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ KERNEL_LIBRARY_FILES = ("lib/rbtree.c", "lib/xarray.c", "lib/maple_tree.c", "lib
                         "lib/idr.c")
 COMPAT_SOURCE = KERNEL_HEADERS_DIR / "llview" / "compat.c"
 LIBRARY_PRELUDE = KERNEL_HEADERS_DIR / "llview" / "kernel_library.h"
-_INDEX_FORMAT = 1  # bump when the index's shape changes: old cache entries are then ignored
+_INDEX_FORMAT = 2  # bump when the index's shape changes: old cache entries are then ignored
 
 _LINKAGE = re.compile(r"^define (?:(internal|private|available_externally|linkonce|linkonce_odr|"
                       r"weak|weak_odr|extern_weak|common) )?")
@@ -78,8 +79,9 @@ def supply_sources(profile: Profile) -> list[SupplySource]:
 
 def missing_library_hint(profile: Profile) -> str | None:
     """Why the kernel's library functions are not available, when they are not."""
-    source = profile.kernel_source
-    if source is not None and all((source / f).is_file() for f in KERNEL_LIBRARY_FILES):
+    from llview.kernel.profile import has_kernel_library
+
+    if has_kernel_library(profile):
         return None
     return (f"kernel profile {profile.release} has no kernel library source "
             f"({', '.join(KERNEL_LIBRARY_FILES)}); `llview kernel fetch` adds it")
@@ -92,7 +94,7 @@ def missing_library_hint(profile: Profile) -> str | None:
 class CompiledSource:
     source: SupplySource
     ir_path: Path
-    # name -> {"external": bool, "line": int, "refs": [[kind, target, line], ...]}; kind is
+    # name -> {"external": bool, "refs": [[kind, target, line], ...]}; kind is
     # "name" (a global named: function or variable), "asm" (template) or "indirect"
     functions: dict[str, dict[str, Any]]
     variables: dict[str, bool]  # defined variable -> mutable
@@ -205,7 +207,7 @@ def _index(ir_text: str, source: SupplySource) -> tuple[dict[str, Any], str]:
             for piece in unquoted:
                 refs.extend(["name", m.group(1), line] for m in _GLOBAL_NAME.finditer(piece))
         functions[func.name] = {"external": match is not None and match.group(1) is None,
-                                "line": view.function_location(func).line, "refs": refs}
+                                "refs": refs}
     index = {"functions": functions, "variables": variables,
              "external_variables": external_variables,
              "declared_functions": sorted(view.declarations)}
@@ -256,9 +258,7 @@ class KernelFunctions:
         if name in self.provider:
             return (self.provider[name], name)
         if name.startswith("llvm."):
-            from llview.passes.forbidden_calls import _UNINSTRUMENTABLE_INTRINSICS
-
-            if name.startswith(_UNINSTRUMENTABLE_INTRINSICS):
+            if name.startswith(UNINSTRUMENTABLE_INTRINSICS):
                 return _Problem("intrinsic", name, f"uses LLVM intrinsic '{name}', which llview "
                                                    "cannot instrument", name)
             return None
@@ -352,10 +352,15 @@ def load(profile: Profile, flags: Sequence[str], runtime: set[str]) -> KernelFun
 
 def supplied(profile: Profile, flags: Sequence[str], runtime: set[str]) -> SuppliedFunctions:
     """What an IDS may call without defining it: the runtime's symbols and the supplied kernel
-    functions (refusal() says which of those reach kernel-only code, and why)."""
-    functions = load(profile, flags, runtime)
-    return SuppliedFunctions(set(runtime) | set(functions.provider), functions.refusal,
+    functions (compiled or read from the cache only when the checks ask about another name)."""
+    return SuppliedFunctions(runtime, lambda: load(profile, flags, runtime),
                              missing_library_hint(profile))
+
+
+def _may_need_supplying(name: str, runtime: set[str]) -> bool:
+    """Not the runtime's, not an LLVM intrinsic, not a C string function the passes redirect."""
+    return not (name in runtime or name.startswith(("llvm.", "__llview_"))
+                or name in redirected_functions())
 
 
 # ---- linking into the IDS module ---------------------------------------------------------------
@@ -369,9 +374,10 @@ def link(ids_ir: str, profile: Profile, flags: Sequence[str], runtime: set[str])
     from llview.build import adopt_module_flags
     from llview.frontend import called_external_functions
 
-    called = called_external_functions(ids_ir) - set(runtime)
+    called = {name for name in called_external_functions(ids_ir)
+              if _may_need_supplying(name, runtime)}
     if not called:
-        return ids_ir  # nothing to look up: no source is even compiled
+        return ids_ir  # nothing to look up: no source is even compiled or read
     functions = load(profile, flags, runtime)
     reached = functions.sources_reached(called)
     if not reached:

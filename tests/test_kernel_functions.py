@@ -5,6 +5,7 @@ allocate are compile errors at the IDS's call site; a profile without the source
 get it."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -167,6 +168,30 @@ def test_build_calling_none_links_none(kernel_profile, tmp_path, runtime_dir):
     assert defined(ir) == {"__llview_ids_main"}
     files = re.findall(r'!DIFile\(filename: "([^"]*)"', ir)
     assert files and not [f for f in files if "/linux-source-" in f], files
+
+
+def test_library_compiled_once_and_only_when_needed(kernel_profile, tmp_path, runtime_dir):
+    """In an empty cache: a build calling none of the supplied functions compiles none of them;
+    the first build calling one compiles them (into the cache), the next reuses them."""
+    home = tmp_path / "home"
+    env = {"LLVIEW_HOME": str(home)}
+    kernel = ["--kernel", str(kernel_profile.directory)]
+    cache = home / "kernel_functions"
+
+    def build(name: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "llview.cli", "build",
+                               str(REPO / f"ids_programs/{name}.c"), "-o", str(tmp_path / name),
+                               *kernel], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+
+    build("pslist")
+    assert not cache.exists() or not any(cache.iterdir())
+    build("vmas")
+    compiled = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert any(name.startswith("maple_tree-") and name.endswith(".ll") for name in compiled)
+    build("vmas")
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == compiled
 
 
 def test_link_leaves_a_module_calling_none_as_it_is(kernel_profile):

@@ -27,7 +27,7 @@ from llview.passes.pointers import PointerAnalysis
 
 NAME = "forbidden_calls"
 
-_UNINSTRUMENTABLE_INTRINSICS = ("llvm.masked.", "llvm.vp.", "llvm.experimental.vp.",
+UNINSTRUMENTABLE_INTRINSICS = ("llvm.masked.", "llvm.vp.", "llvm.experimental.vp.",
                                 "llvm.matrix.column.major.", "llvm.memcpy.element.unordered",
                                 "llvm.memmove.element.unordered", "llvm.memset.element.unordered")
 _DROPPED_INTRINSICS = ("llvm.prefetch",)
@@ -78,7 +78,7 @@ def _direct(view: ModuleView, ctx: PassContext, inst: Inst, name: str, stats: Pa
         if name.startswith(_DROPPED_INTRINSICS):
             view.replace_line(inst.line, None)
             stats.count("prefetches dropped")
-        elif name.startswith(_UNINSTRUMENTABLE_INTRINSICS):
+        elif name.startswith(UNINSTRUMENTABLE_INTRINSICS):
             ctx.error(view, inst, f"LLVM intrinsic '{name}' accesses memory in a way llview "
                                   "cannot instrument")
             stats.count("intrinsics diagnosed")
