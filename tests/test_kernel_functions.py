@@ -272,3 +272,23 @@ def test_profile_without_the_library_says_how_to_get_it(kernel_profile, tmp_path
                                               ("6.12.9-1-cloud-amd64", "linux-source-6.12")])
 def test_kernel_source_package_name(release, package):
     assert kprofile.kernel_source_package(release) == package
+
+
+def test_profile_json_records_the_kernel_source(tmp_path):
+    root = tmp_path / "p" / "root"
+    for part in ("boot", "usr/src/linux-headers-9.8.0-7-amd64/include",
+                 "usr/src/linux-headers-9.8.0-7-common/include", "lib/modules/9.8.0-7-amd64",
+                 "usr/src/linux-source-9.8/lib"):
+        (root / part).mkdir(parents=True)
+    (root / "boot/vmlinuz-9.8.0-7-amd64").write_bytes(b"MZ")
+    (root / "boot/config-9.8.0-7-amd64").write_text("CONFIG_X=y\n")
+    found = kprofile.profile_from_root(root, directory=tmp_path / "p", version="9.8.1-1")
+    found.kernel_source = root / "usr/src/linux-source-9.8"
+    (tmp_path / "p" / kprofile.PROFILE_FILE).write_text(json.dumps(found.to_json()))
+    assert found.to_json()["kernel_source"] == "root/usr/src/linux-source-9.8"
+    loaded = kprofile.load_profile(str(tmp_path / "p"))
+    assert loaded.kernel_source == found.kernel_source.resolve()
+    assert not kprofile.has_kernel_library(loaded)  # the directory, but not the files
+    for name in kernel_functions.KERNEL_LIBRARY_FILES:
+        (loaded.kernel_source / name).write_text("/* */\n")
+    assert kprofile.has_kernel_library(loaded)
