@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llview.diagnose import Refusal, SuppliedFunctions, redirected_functions
-from llview.passes.forbidden_calls import UNINSTRUMENTABLE_INTRINSICS
+from llview.passes.forbidden_calls import ASM_RE, UNINSTRUMENTABLE_INTRINSICS
 from llview.paths import KERNEL_HEADERS_DIR, LlviewError, cache_dir
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ _LINKAGE = re.compile(r"^define (?:(internal|private|available_externally|linkon
 # A global named in an instruction. C identifiers never need LLVM's quoted form, and quoted
 # text (asm templates and constraints such as "={@ccc}") is skipped before matching.
 _GLOBAL_NAME = re.compile(r"@([-a-zA-Z$._][-a-zA-Z$._0-9]*)")
-_ASM = re.compile(r'\basm (?:sideeffect |alignstack |inteldialect |unwind )*"([^"]*)"')
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,7 @@ def _index(ir_text: str, source: SupplySource) -> tuple[dict[str, Any], str]:
             line = view.location(inst).line
             unquoted = text.split('"')[::2]
             if inst.opcode in ("call", "invoke", "callbr"):
-                asm = _ASM.search(text)
+                asm = ASM_RE.search(text)
                 if asm:
                     if asm.group(1).strip():  # asm("") is a compiler barrier, dropped later
                         refs.append(["asm", asm.group(1), line])
