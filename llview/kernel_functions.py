@@ -357,9 +357,9 @@ def supplied(profile: Profile, flags: Sequence[str], runtime: set[str]) -> Suppl
 
 
 def _may_need_supplying(name: str, runtime: set[str]) -> bool:
-    """Not the runtime's, not an LLVM intrinsic, not a C string function the passes redirect."""
-    return not (name in runtime or name.startswith(("llvm.", "__llview_"))
-                or name in redirected_functions())
+    """Not the runtime's, not an LLVM intrinsic, not a C string function the passes redirect
+    (compat.c's __llview_ names may need supplying: the passes add no calls before linking)."""
+    return not (name in runtime or name.startswith("llvm.") or name in redirected_functions())
 
 
 # ---- linking into the IDS module ---------------------------------------------------------------
