@@ -18,8 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llview.paths import LlviewError
+
+if TYPE_CHECKING:
+    from llview.diagnose import SuppliedFunctions
 
 LINK_LIBRARIES = ["-lcrypto"]
 
@@ -159,7 +163,8 @@ class FrontEndResult:
     diagnostics: list  # llview's source-level errors (diagnose.Diagnostic)
 
 
-def front_end(source: Path, flags: list[str], supplied: Callable[[], set[str]],
+def front_end(source: Path, flags: list[str],
+              supplied: Callable[[], set[str] | SuppliedFunctions],
               display_roots: list[Path], timer: _Timer | None = None,
               pch: list[str] | None = None) -> FrontEndResult:
     """clang-19 to optimised IR, overlapped with the libclang parse for the call checks.
@@ -178,7 +183,7 @@ def front_end(source: Path, flags: list[str], supplied: Callable[[], set[str]],
 
 
 def _front_end(source: Path, flags: list[str], pch: list[str],
-               supplied: Callable[[], set[str]], display_roots: list[Path],
+               supplied: Callable[[], set[str] | SuppliedFunctions], display_roots: list[Path],
                timer: _Timer) -> FrontEndResult:
     from llview import diagnose, frontend
 
@@ -223,7 +228,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     pch = frontend.precompiled_preamble(source_text, flags, profile,
                                         cacheable=not args.include_dirs)
     timer.step("precompiled preamble")
-    def supplied() -> frozenset[str]:  # the runtime's symbols and the supplied kernel functions
+    def supplied() -> SuppliedFunctions:  # the runtime's, then the supplied kernel functions
         return kernel_functions.supplied(profile, flags, runtime_lib.supplied_symbols())
 
     result = front_end(source, flags, supplied, [profile.headers_common, profile.headers],

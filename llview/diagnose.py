@@ -226,7 +226,7 @@ class _Reach:
 
 
 class CallChecker:
-    def __init__(self, tu, allowed: Iterable[str], called: set[str] | None,
+    def __init__(self, tu, allowed: Iterable[str] | SuppliedFunctions, called: set[str] | None,
                  indirect_calls_survive: bool, display_roots: Sequence[Path]):
         self.ci = cindex()
         self.tu = tu
@@ -379,12 +379,13 @@ def _indirect_message(call) -> str:
             "what llview supplies")
 
 
-def check_calls(tu, allowed: Iterable[str], called: set[str] | None = None,
+def check_calls(tu, allowed: Iterable[str] | SuppliedFunctions, called: set[str] | None = None,
                 indirect_calls_survive: bool = True,
                 display_roots: Sequence[Path] = ()) -> list[Diagnostic]:
     """Errors for calls from the IDS file that reach kernel code (see the module comment).
 
-    allowed: functions that may be called without a body (the runtime's symbols).
+    allowed: functions that may be called without a body (the runtime's symbols, or a
+    SuppliedFunctions with the supplied kernel functions too).
     called: external functions the optimised IR still calls; None reports every reachable call.
     indirect_calls_survive: whether the optimised IR has any indirect call; if not, indirect
     calls found in header functions were in dead code and are not reported.
