@@ -81,12 +81,15 @@ class KernelFunctionSet(Protocol):
 
     def refusal(self, name: str) -> Refusal | None: ...
 
+    def failures(self) -> list[str]: ...  # sources that did not compile, and why
+
 
 class SuppliedFunctions:
     """Functions an IDS may call without a body in the headers: the runtime's symbols, then the
     kernel functions llview supplies from C, loaded (compiled, on a cold cache) only when a
-    name is not the runtime's. refusal(name) says why a supplied one cannot run here; `hint`
-    goes with "no body outside the kernel" errors (e.g. the profile lacks the library)."""
+    name is not the runtime's. refusal(name) says why a supplied one cannot run here; hints()
+    go with "no body outside the kernel" errors (the profile lacks the library, a source did not
+    compile)."""
 
     def __init__(self, runtime: Iterable[str],
                  load_kernel_functions: Callable[[], KernelFunctionSet], hint: str | None = None):
@@ -94,6 +97,9 @@ class SuppliedFunctions:
         self._load = load_kernel_functions
         self._kernel: KernelFunctionSet | None = None
         self.hint = hint
+
+    def hints(self) -> list[str]:
+        return [*([self.hint] if self.hint else []), *self._kernel_functions().failures()]
 
     def _kernel_functions(self) -> KernelFunctionSet:
         if self._kernel is None:
@@ -234,7 +240,7 @@ class CallChecker:
         self.allowed: Container[str] = allowed if supplied else frozenset(allowed)
         self.redirected = redirected_functions()
         self.refusal = allowed.refusal if supplied else None
-        self.hint = allowed.hint if supplied else None
+        self.hints = allowed.hints if supplied else list  # list(): no hints
         self.called = called
         self.indirect_calls_survive = indirect_calls_survive
         self.display_roots = [str(Path(r)) + "/" for r in display_roots]
@@ -287,7 +293,7 @@ class CallChecker:
         """The error for calling kernel function `name` (directly or through header inlines)."""
         refusal = self.refusal(name) if self.refusal and name in self.allowed else None
         if refusal is None:
-            notes = [*header_notes, *([Note(*site, self.hint)] if self.hint else [])]
+            notes = [*header_notes, *(Note(*site, hint) for hint in self.hints())]
             return Diagnostic(*site, f"call to kernel function '{name}', which has no body "
                                      "outside the kernel", notes)
         notes = [*header_notes, *(Note(*site, f"via kernel function '{function}' "

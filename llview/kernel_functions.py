@@ -44,7 +44,7 @@ KERNEL_LIBRARY_FILES = ("lib/rbtree.c", "lib/xarray.c", "lib/maple_tree.c", "lib
                         "lib/idr.c")
 COMPAT_SOURCE = KERNEL_HEADERS_DIR / "llview" / "compat.c"
 LIBRARY_PRELUDE = KERNEL_HEADERS_DIR / "llview" / "kernel_library.h"
-_INDEX_FORMAT = 2  # bump when the index's shape changes: old cache entries are then ignored
+_INDEX_FORMAT = 3  # bump when the index's shape changes: old cache entries are then ignored
 
 _LINKAGE = re.compile(r"^define (?:(internal|private|available_externally|linkonce|linkonce_odr|"
                       r"weak|weak_odr|extern_weak|common) )?")
@@ -99,6 +99,7 @@ class CompiledSource:
     variables: dict[str, bool]  # defined variable -> mutable
     external_variables: list[str]  # defined with external linkage
     declared_functions: set[str]
+    error: str | None = None  # clang's first error when the source does not compile
 
     def ir_text(self) -> str:
         return self.ir_path.read_text()
@@ -135,17 +136,20 @@ def compile_sources(sources: Sequence[SupplySource], flags: Sequence[str]) -> li
             stem = f"{Path(source.label).stem}-{key}"
             ir_path, index_path = directory / f"{stem}.ll", directory / f"{stem}.json"
             paths[source] = (ir_path, index_path)
-            if not (ir_path.is_file() and index_path.is_file()):
+            if not index_path.is_file():
                 runs[source] = frontend.start_compile_to_ir(source.path,
                                                             source.compile_flags(flags))
         for source, run in runs.items():
             ir_text, messages = run.finish()
-            if ir_text is None:
-                raise LlviewError(f"{source.label} ({source.path}) does not compile against "
-                                  f"this kernel's headers:\n{messages}")
             ir_path, index_path = paths[source]
-            index, linkable = _index(ir_text, source)
-            _write_atomically(ir_path, linkable)
+            if ir_text is None:
+                # Remembered (for these flags) rather than fatal: the other sources still serve,
+                # and an IDS that needs this one is told why it is missing.
+                first = next((m for m in messages.splitlines() if ": error: " in m), messages)
+                index = {"error": first.strip()}
+            else:
+                index, linkable = _index(ir_text, source)
+                _write_atomically(ir_path, linkable)  # before the index that marks it done
             _write_atomically(index_path, json.dumps(index))
     finally:
         for run in runs.values():
@@ -154,6 +158,9 @@ def compile_sources(sources: Sequence[SupplySource], flags: Sequence[str]) -> li
     for source in sources:
         ir_path, index_path = paths[source]
         index = json.loads(index_path.read_text())
+        if "error" in index:
+            compiled.append(CompiledSource(source, ir_path, {}, {}, [], set(), index["error"]))
+            continue
         compiled.append(CompiledSource(source, ir_path, index["functions"], index["variables"],
                                        index["external_variables"],
                                        set(index["declared_functions"])))
@@ -316,6 +323,10 @@ class KernelFunctions:
             node, line = parent
             steps.append((node[1], self.compiled[node[0]].source.label, line))
         return steps[::-1]
+
+    def failures(self) -> list[str]:
+        return [f"{c.source.label} does not compile against this kernel's headers, so none of "
+                f"its functions is supplied: {c.error}" for c in self.compiled if c.error]
 
     def refusal(self, name: str) -> Refusal | None:
         """Why supplied function `name` cannot run outside the kernel (None: it can)."""

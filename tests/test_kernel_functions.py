@@ -292,3 +292,27 @@ def test_profile_json_records_the_kernel_source(tmp_path):
     for name in kernel_functions.KERNEL_LIBRARY_FILES:
         (loaded.kernel_source / name).write_text("/* */\n")
     assert kprofile.has_kernel_library(loaded)
+
+
+def test_a_source_that_does_not_compile_is_named_not_fatal(kernel_profile, tmp_path,
+                                                           monkeypatch):
+    """Another kernel's lib/*.c may not compile with llview's flags: its functions are then
+    not supplied, the others still are, and the error says why."""
+    from llview import frontend
+
+    monkeypatch.setenv("LLVIEW_HOME", str(tmp_path / "home"))
+    broken = tmp_path / "lib" / "broken.c"
+    broken.parent.mkdir()
+    broken.write_text("int broken_reader(void) { return no_such_thing; }\n")
+    sources = [kernel_functions.SupplySource("lib/broken.c", broken),
+               kernel_functions.SupplySource("lib/rbtree.c",
+                                             kernel_profile.kernel_source / "lib/rbtree.c",
+                                             kernel_functions.LIBRARY_PRELUDE)]
+    flags = frontend.kernel_flags(kernel_profile)
+    for _ in range(2):  # compiled, then from the cache
+        functions = kernel_functions.KernelFunctions(
+            kernel_functions.compile_sources(sources, flags), runtime_lib.supplied_symbols())
+        assert "rb_next" in functions.provider and "broken_reader" not in functions.provider
+        [failure] = functions.failures()
+        assert failure.startswith("lib/broken.c does not compile against this kernel's headers")
+        assert "use of undeclared identifier 'no_such_thing'" in failure
