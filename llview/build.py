@@ -18,8 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llview.paths import LlviewError
+
+if TYPE_CHECKING:
+    from llview.diagnose import SuppliedFunctions
 
 LINK_LIBRARIES = ["-lcrypto"]
 
@@ -159,7 +163,8 @@ class FrontEndResult:
     diagnostics: list  # llview's source-level errors (diagnose.Diagnostic)
 
 
-def front_end(source: Path, flags: list[str], supplied: Callable[[], set[str]],
+def front_end(source: Path, flags: list[str],
+              supplied: Callable[[], set[str] | SuppliedFunctions],
               display_roots: list[Path], timer: _Timer | None = None,
               pch: list[str] | None = None) -> FrontEndResult:
     """clang-19 to optimised IR, overlapped with the libclang parse for the call checks.
@@ -178,7 +183,7 @@ def front_end(source: Path, flags: list[str], supplied: Callable[[], set[str]],
 
 
 def _front_end(source: Path, flags: list[str], pch: list[str],
-               supplied: Callable[[], set[str]], display_roots: list[Path],
+               supplied: Callable[[], set[str] | SuppliedFunctions], display_roots: list[Path],
                timer: _Timer) -> FrontEndResult:
     from llview import diagnose, frontend
 
@@ -205,7 +210,7 @@ def _front_end(source: Path, flags: list[str], pch: list[str],
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from llview import compat, frontend, runtime_lib
+    from llview import frontend, kernel_functions, runtime_lib
     from llview.kernel import load_profile
 
     timer = _Timer(args.verbose)
@@ -223,8 +228,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     pch = frontend.precompiled_preamble(source_text, flags, profile,
                                         cacheable=not args.include_dirs)
     timer.step("precompiled preamble")
-    def supplied() -> set[str]:  # what the runtime and llview's compat.c define
-        return runtime_lib.supplied_symbols() | compat.supplied_functions(flags)
+    def supplied() -> SuppliedFunctions:  # the runtime's, then the supplied kernel functions
+        return kernel_functions.supplied(profile, flags, runtime_lib.supplied_symbols())
 
     result = front_end(source, flags, supplied, [profile.headers_common, profile.headers],
                        timer, pch)
@@ -237,8 +242,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     import llvmlite.binding as llvm
 
     try:  # run_passes parses and verifies clang's IR itself
-        rewritten, stats = run_passes(compat.link_compat(result.ir_text, flags),
-                                      supplied=runtime_lib.supplied_symbols(),
+        linked = kernel_functions.link(result.ir_text, profile, flags,
+                                       runtime_lib.supplied_symbols())
+        rewritten, stats = run_passes(linked, supplied=runtime_lib.supplied_symbols(),
                                       kernel_release=profile.release)
     except compile_error as e:
         return _print_diagnostics(e.diagnostics)

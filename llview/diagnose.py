@@ -4,9 +4,11 @@ Starting from every function the IDS file defines, each call is followed into th
 of the kernel headers, transitively. A call that reaches a function with no body (the kernel
 defines it out of line) and that the runtime does not supply is an error at the IDS call site,
 with one note per inline function on the way; so is a call through a function pointer (its target
-may be kernel code). Calls the optimiser removed (dead branches such as IS_ENABLED(...) or
-__builtin_constant_p(...) arms) are not reported: the caller passes the external functions the
-optimised IR still calls.
+may be kernel code). A kernel function llview supplies from C (llview/kernel_functions.py: compat.c
+and the kernel's own lib/*.c) that itself reaches kernel-only code (allocation, inline assembly,
+...) is refused the same way, with notes for the calls inside the kernel's files that lead there.
+Calls the optimiser removed (dead branches such as IS_ENABLED(...) or __builtin_constant_p(...)
+arms) are not reported: the caller passes the external functions the optimised IR still calls.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import glob
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from llview.paths import LlviewError
 
@@ -60,6 +63,54 @@ class Diagnostic:
     def __str__(self) -> str:
         head = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
         return "\n".join([head, *map(str, self.notes)])
+
+
+@dataclass
+class Refusal:
+    """Why a function llview supplies (kernel library code) cannot run outside the kernel."""
+
+    reason: str  # "calls 'kmem_cache_alloc', which has no body outside the kernel"
+    chain: list[tuple[str, str, int]]  # (function, file, line of the next step): called one first
+    others: list[str] = field(default_factory=list)  # what else it reaches that only the kernel can
+
+
+class KernelFunctionSet(Protocol):
+    """Functions llview supplies from C (llview.kernel_functions.KernelFunctions)."""
+
+    provider: Mapping[str, int]  # the names
+
+    def refusal(self, name: str) -> Refusal | None: ...
+
+    def failures(self) -> list[str]: ...  # sources that did not compile, and why
+
+
+class SuppliedFunctions:
+    """Functions an IDS may call without a body in the headers: the runtime's symbols, then the
+    kernel functions llview supplies from C, loaded (compiled, on a cold cache) only when a
+    name is not the runtime's. refusal(name) says why a supplied one cannot run here; hints()
+    go with "no body outside the kernel" errors (the profile lacks the library, a source did not
+    compile)."""
+
+    def __init__(self, runtime: Iterable[str],
+                 load_kernel_functions: Callable[[], KernelFunctionSet], hint: str | None = None):
+        self.runtime = frozenset(runtime)
+        self._load = load_kernel_functions
+        self._kernel: KernelFunctionSet | None = None
+        self.hint = hint
+
+    def hints(self) -> list[str]:
+        return [*([self.hint] if self.hint else []), *self._kernel_functions().failures()]
+
+    def _kernel_functions(self) -> KernelFunctionSet:
+        if self._kernel is None:
+            self._kernel = self._load()
+        return self._kernel
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.runtime or name in self._kernel_functions().provider
+
+    def refusal(self, name: str) -> Refusal | None:
+        return None if name in self.runtime else self._kernel_functions().refusal(name)
 
 
 # ---- loading libclang -----------------------------------------------------------------------
@@ -172,19 +223,24 @@ def ir_has_indirect_calls(ir_text: str) -> bool:
 
 @dataclass
 class _Reach:
-    """What calling one header function leads to: missing functions and indirect calls, each
-    with the chain of (function name, call-site cursor) steps inside the headers."""
+    """What calling one header function leads to: functions without a body (errors unless
+    supplied) and indirect calls, each with the chain of (function name, call-site cursor) steps
+    inside the headers."""
 
     missing: dict[str, list[tuple[str, object]]] = field(default_factory=dict)
     indirect: list[tuple[str, object]] | None = None
 
 
 class CallChecker:
-    def __init__(self, tu, allowed: Iterable[str], called: set[str] | None,
+    def __init__(self, tu, allowed: Iterable[str] | SuppliedFunctions, called: set[str] | None,
                  indirect_calls_survive: bool, display_roots: Sequence[Path]):
         self.ci = cindex()
         self.tu = tu
-        self.allowed = set(allowed) | redirected_functions()
+        supplied = isinstance(allowed, SuppliedFunctions)
+        self.allowed: Container[str] = allowed if supplied else frozenset(allowed)
+        self.redirected = redirected_functions()
+        self.refusal = allowed.refusal if supplied else None
+        self.hints = allowed.hints if supplied else list  # list(): no hints
         self.called = called
         self.indirect_calls_survive = indirect_calls_survive
         self.display_roots = [str(Path(r)) + "/" for r in display_roots]
@@ -214,7 +270,8 @@ class CallChecker:
                 continue
             body = callee.get_definition()
             if body is None:
-                if not self._is_builtin(callee) and callee.spelling not in self.allowed:
+                # Whether it may be called is asked only of what the IDS's IR still calls.
+                if not self._is_builtin(callee):
                     result.missing.setdefault(callee.spelling, [(name, call)])
                 continue
             deeper = self._header_reach(body)
@@ -223,6 +280,30 @@ class CallChecker:
             if deeper.indirect is not None and result.indirect is None:
                 result.indirect = [(name, call), *deeper.indirect]
         return result
+
+    def _may_call(self, name: str) -> bool:
+        """A body-less function the IDS may call: supplied, and (if supplied kernel code) not
+        reaching anything only the kernel can do."""
+        if name in self.redirected:
+            return True
+        return name in self.allowed and (self.refusal is None or self.refusal(name) is None)
+
+    def _kernel_call(self, site: tuple[str, int, int], name: str,
+                     header_notes: list[Note]) -> Diagnostic:
+        """The error for calling kernel function `name` (directly or through header inlines)."""
+        refusal = self.refusal(name) if self.refusal and name in self.allowed else None
+        if refusal is None:
+            notes = [*header_notes, *(Note(*site, hint) for hint in self.hints())]
+            return Diagnostic(*site, f"call to kernel function '{name}', which has no body "
+                                     "outside the kernel", notes)
+        notes = [*header_notes, *(Note(*site, f"via kernel function '{function}' "
+                                               f"({self._short(file)}:{line})")
+                                  for function, file, line in refusal.chain)]
+        if refusal.others:
+            shown = ", ".join(refusal.others[:6]) + (", ..." if len(refusal.others) > 6 else "")
+            notes.append(Note(*site, f"'{name}' also reaches: {shown}"))
+        return Diagnostic(*site, f"call to kernel function '{name}', which cannot run outside "
+                                 f"the kernel: it {refusal.reason}", notes)
 
     def _where(self, cursor) -> tuple[str, int, int]:
         """Where clang would point: inside a macro argument written in the IDS file (the
@@ -261,11 +342,11 @@ class CallChecker:
                     continue
                 body = callee.get_definition()
                 if body is None:
-                    if self._is_builtin(callee) or callee.spelling in self.allowed:
-                        continue
                     if self.called is not None and callee.spelling not in self.called:
                         continue
-                    diagnostics.append(Diagnostic(*site, self._missing_message(callee)))
+                    if self._is_builtin(callee) or self._may_call(callee.spelling):
+                        continue
+                    diagnostics.append(self._missing(site, callee))
                     continue
                 if self._declared_in_main_file(body):
                     continue  # the IDS's own function: checked on its own
@@ -273,10 +354,10 @@ class CallChecker:
                 for missing, chain in sorted(reach.missing.items()):
                     if self.called is not None and missing not in self.called:
                         continue
-                    diagnostics.append(Diagnostic(
-                        *site, f"call to kernel function '{missing}', which has no body "
-                               "outside the kernel",
-                        self._notes(site, chain)))
+                    if self._may_call(missing):
+                        continue
+                    diagnostics.append(self._kernel_call(site, missing,
+                                                         self._notes(site, chain)))
                 if reach.indirect is not None and self.indirect_calls_survive:
                     diagnostics.append(Diagnostic(
                         *site, "call through a function pointer, whose target may be kernel "
@@ -284,14 +365,16 @@ class CallChecker:
                         self._notes(site, reach.indirect)))
         return diagnostics
 
-    def _missing_message(self, callee) -> str:
+    def _missing(self, site: tuple[str, int, int], callee) -> Diagnostic:
         name = callee.spelling
         declared_in = callee.location.file.name if callee.location.file else ""
         if self._declared_in_main_file(callee):
-            return f"call to function '{name}', which is declared but never defined"
+            return Diagnostic(*site, f"call to function '{name}', which is declared but never "
+                                     "defined")
         if "/llview/" in declared_in and name.startswith("llview_"):
-            return f"call to llview function '{name}', which the runtime does not provide"
-        return f"call to kernel function '{name}', which has no body outside the kernel"
+            return Diagnostic(*site, f"call to llview function '{name}', which the runtime "
+                                     "does not provide")
+        return self._kernel_call(site, name, [])
 
 
 def _indirect_message(call) -> str:
@@ -302,12 +385,13 @@ def _indirect_message(call) -> str:
             "what llview supplies")
 
 
-def check_calls(tu, allowed: Iterable[str], called: set[str] | None = None,
+def check_calls(tu, allowed: Iterable[str] | SuppliedFunctions, called: set[str] | None = None,
                 indirect_calls_survive: bool = True,
                 display_roots: Sequence[Path] = ()) -> list[Diagnostic]:
     """Errors for calls from the IDS file that reach kernel code (see the module comment).
 
-    allowed: functions that may be called without a body (the runtime's symbols).
+    allowed: functions that may be called without a body (the runtime's symbols, or a
+    SuppliedFunctions with the supplied kernel functions too).
     called: external functions the optimised IR still calls; None reports every reachable call.
     indirect_calls_survive: whether the optimised IR has any indirect call; if not, indirect
     calls found in header functions were in dead code and are not reported.

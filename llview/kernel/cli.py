@@ -50,6 +50,6 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     p = kprofile.load_profile(args.kernel)
     for key in ("release", "version", "directory", "root", "vmlinuz", "config", "headers",
-                "headers_common", "modules"):
+                "headers_common", "modules", "kernel_source"):
         print(f"{key:15} {getattr(p, key)}")
     return 0

@@ -3,6 +3,11 @@
 A profile lives in cache_dir()/kernels/<release>/ with the packages extracted by `dpkg -x` under
 root/ and a profile.json naming the parts (paths relative to the profile directory, so a cache
 can be moved). cache_dir()/kernels/default is a symlink to the profile used when --kernel is absent.
+
+The kernel's own library code that an IDS may call (llview.kernel_functions.KERNEL_LIBRARY_FILES)
+comes from Debian's linux-source-X.Y package of the same version: only those files are taken
+from its tarball, into root/usr/src/linux-source-X.Y/, and profile.json names the directory
+("kernel_source"). `llview kernel fetch` adds them to a profile fetched before they were needed.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Profile:
     modules: Path
     version: str = ""
     directory: Path | None = None
+    kernel_source: Path | None = None  # holds lib/*.c of the kernel's source (KERNEL_LIBRARY_FILES)
     _config_cache: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def config_values(self) -> dict[str, str]:
@@ -60,7 +66,7 @@ class Profile:
         def rel(p: Path) -> str:
             return os.path.relpath(p, base)
 
-        return {
+        meta = {
             "release": self.release,
             "version": self.version,
             "root": rel(self.root),
@@ -70,6 +76,9 @@ class Profile:
             "headers_common": rel(self.headers_common),
             "modules": rel(self.modules),
         }
+        if self.kernel_source is not None:
+            meta["kernel_source"] = rel(self.kernel_source)
+        return meta
 
 
 def kernels_dir() -> Path:
@@ -89,8 +98,11 @@ def _read_profile_json(directory: Path) -> Profile:
             key: (directory / meta[key]).resolve()
             for key in ("root", "vmlinuz", "config", "headers", "headers_common", "modules")
         }
+        source = meta.get("kernel_source")  # absent in profiles fetched before it was needed
         profile = Profile(release=meta["release"], version=meta.get("version", ""),
-                          directory=directory.resolve(), **paths)
+                          directory=directory.resolve(),
+                          kernel_source=(directory / source).resolve() if source else None,
+                          **paths)
     except (KeyError, TypeError) as e:
         raise LlviewError(f"kernel profile {meta_path} lacks field {e}") from e
     _check_complete(profile, str(meta_path))
@@ -244,6 +256,8 @@ def fetch(name: str | None = None, meta_package: str = DEFAULT_META_PACKAGE,
     if (directory / PROFILE_FILE).is_file():
         profile = _read_profile_json(directory)
         say(f"kernel {release} ({profile.version}) already fetched in {directory}")
+        if not has_kernel_library(profile):
+            profile = _add_kernel_library(profile, directory, say)
     else:
         profile = _download_and_extract(release, version, directory, say)
     if name and name != release:
@@ -289,6 +303,7 @@ def _download_and_extract(release: str, version: str, directory: Path, say) -> P
         shutil.rmtree(debs)
         _fix_header_links(root)
         profile = profile_from_root(root, directory=work, version=version)
+        profile.kernel_source = _fetch_kernel_library(release, version, root, work, say)
         (work / PROFILE_FILE).write_text(json.dumps(profile.to_json(), indent=2) + "\n")
         os.chmod(work, 0o755)
         try:
@@ -313,3 +328,89 @@ def _fix_header_links(root: Path) -> None:
                 inside = root / target.lstrip("/")
                 build.unlink()
                 build.symlink_to(os.path.relpath(inside, build.parent))
+
+
+# ---- the kernel's library source -------------------------------------------------------------
+
+
+def has_kernel_library(profile: Profile) -> bool:
+    """Whether the profile holds every kernel library file llview compiles for an IDS."""
+    from llview.kernel_functions import KERNEL_LIBRARY_FILES
+
+    source = profile.kernel_source
+    return source is not None and all((source / f).is_file() for f in KERNEL_LIBRARY_FILES)
+
+
+def kernel_source_package(release: str) -> str:
+    """Debian's name for the kernel source package of a release: linux-source-6.1 for
+    6.1.0-57-amd64 (built from the same source package as the image, at the same version)."""
+    match = re.match(r"^([0-9]+\.[0-9]+)[.-]", release)
+    if not match:
+        raise LlviewError(f"cannot tell the kernel source package of release {release!r}")
+    return f"linux-source-{match.group(1)}"
+
+
+_QUOTED_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
+
+def _fetch_kernel_library(release: str, version: str, root: Path, work: Path, say) -> Path:
+    """Downloads linux-source-X.Y at `version` into `work` and extracts only the kernel library
+    files (and the private headers they include) to root/usr/src/linux-source-X.Y/."""
+    from llview.kernel_functions import KERNEL_LIBRARY_FILES
+
+    package = kernel_source_package(release)
+    debs = work / "source-deb"
+    debs.mkdir()
+    os.chmod(debs, 0o777)  # apt-get download runs as _apt
+    try:
+        say(f"downloading {package} ({version}) for the kernel's library code")
+        try:
+            _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=debs)
+        except LlviewError as e:
+            raise LlviewError(f"cannot download {package} {version}, the kernel source of "
+                              f"{release} ({e}); the kernel's library functions need it") from None
+        [deb] = debs.glob("*.deb")
+        unpacked = debs / "unpacked"
+        _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+        deb.unlink()
+        tarballs = sorted((unpacked / "usr/src").glob("linux-source-*.tar.*"))
+        if len(tarballs) != 1:
+            raise LlviewError(f"{package} holds no single usr/src/linux-source-*.tar.* "
+                              f"({len(tarballs)} found)")
+        top = tarballs[0].name.split(".tar.")[0]  # the tarball's top directory
+        destination = root / "usr/src"
+        destination.mkdir(parents=True, exist_ok=True)
+        wanted = list(KERNEL_LIBRARY_FILES)
+        say(f"extracting {', '.join(wanted)} from {tarballs[0].name}")
+        while wanted:
+            _run(["tar", "-xf", str(tarballs[0]), "-C", str(destination),
+                  *(f"{top}/{name}" for name in wanted)])
+            # Private headers next to the sources ("radix-tree.h"): one more pass for those.
+            wanted = sorted({str(Path(name).parent / header)
+                             for name in wanted
+                             for header in _QUOTED_INCLUDE.findall(
+                                 (destination / top / name).read_text(errors="replace"))
+                             if not (destination / top / Path(name).parent / header).exists()})
+    finally:
+        shutil.rmtree(debs, ignore_errors=True)
+    return destination / top
+
+
+def _add_kernel_library(profile: Profile, directory: Path, say) -> Profile:
+    """Adds the kernel library source to a profile fetched without it, then rewrites
+    profile.json (atomically: a concurrent reader sees the old or the new one)."""
+    if not profile.version:
+        raise LlviewError(f"kernel profile {directory} records no package version; fetch it "
+                          "again (remove the directory first) to add the kernel library source")
+    work = Path(tempfile.mkdtemp(prefix=".source-", dir=directory))
+    try:
+        os.chmod(work, 0o755)
+        profile.kernel_source = _fetch_kernel_library(profile.release, profile.version,
+                                                      profile.root, work, say)
+        tmp = work / PROFILE_FILE
+        tmp.write_text(json.dumps(profile.to_json(), indent=2) + "\n")
+        tmp.replace(directory / PROFILE_FILE)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say(f"kernel library source added to {directory}")
+    return _read_profile_json(directory)

@@ -27,11 +27,11 @@ from llview.passes.pointers import PointerAnalysis
 
 NAME = "forbidden_calls"
 
-_UNINSTRUMENTABLE_INTRINSICS = ("llvm.masked.", "llvm.vp.", "llvm.experimental.vp.",
+UNINSTRUMENTABLE_INTRINSICS = ("llvm.masked.", "llvm.vp.", "llvm.experimental.vp.",
                                 "llvm.matrix.column.major.", "llvm.memcpy.element.unordered",
                                 "llvm.memmove.element.unordered", "llvm.memset.element.unordered")
 _DROPPED_INTRINSICS = ("llvm.prefetch",)
-_ASM_RE = re.compile(r'\basm (?:sideeffect |alignstack |inteldialect |unwind )*"([^"]*)", '
+ASM_RE = re.compile(r'\basm (?:sideeffect |alignstack |inteldialect |unwind )*"([^"]*)", '
                      r'"([^"]*)"')
 
 
@@ -78,7 +78,7 @@ def _direct(view: ModuleView, ctx: PassContext, inst: Inst, name: str, stats: Pa
         if name.startswith(_DROPPED_INTRINSICS):
             view.replace_line(inst.line, None)
             stats.count("prefetches dropped")
-        elif name.startswith(_UNINSTRUMENTABLE_INTRINSICS):
+        elif name.startswith(UNINSTRUMENTABLE_INTRINSICS):
             ctx.error(view, inst, f"LLVM intrinsic '{name}' accesses memory in a way llview "
                                   "cannot instrument")
             stats.count("intrinsics diagnosed")
@@ -96,7 +96,7 @@ def _direct(view: ModuleView, ctx: PassContext, inst: Inst, name: str, stats: Pa
 
 def _inline_asm(view: ModuleView, ctx: PassContext, inst: Inst, asm_text: str,
                 stats: PassStats) -> None:
-    m = _ASM_RE.search(asm_text)
+    m = ASM_RE.search(asm_text)
     template = m.group(1) if m else asm_text
     if template.strip() == "":
         if inst.name is None and inst.opcode == "call" and \

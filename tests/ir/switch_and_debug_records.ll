@@ -1,5 +1,4 @@
-; Robustness of the text pairing: a multi-line switch (also one with a debug location after
-; its closing bracket, as -gline-tables-only gives a switch from C), debug records (#dbg_value, as
+; Robustness of the text pairing: a multi-line switch, debug records (#dbg_value, as
 ; -g rather than -gline-tables-only produces) naming a kernel symbol, which are dropped with
 ; the symbol, and an unnamed entry block used as a phi predecessor.
 ; RUN: llview-opt --passes=kernel_symbols,guest_loads %s | FileCheck %s
@@ -47,27 +46,6 @@ define i32 @state(i32 %0, ptr %1) !dbg !5 {
   ret i32 %9
 }
 
-; CHECK-LABEL: define i32 @kind(i32 %0, ptr %1)
-; CHECK:         switch i32 %0, label %5 [
-; CHECK-NEXT:      i32 3, label %3
-; CHECK-NEXT:    ], !dbg
-; CHECK:       3:
-; CHECK-NEXT:    [[G:%llview.g.[0-9]+]] = call ptr @__llview_load(ptr %1, i64 4, i32 2)
-; CHECK-NEXT:    %4 = load i32, ptr [[G]], align 4
-define i32 @kind(i32 %0, ptr %1) !dbg !12 {
-  switch i32 %0, label %5 [
-    i32 3, label %3
-  ], !dbg !13
-
-3:
-  %4 = load i32, ptr %1, align 4, !dbg !14
-  br label %5
-
-5:
-  %6 = phi i32 [ %4, %3 ], [ 0, %2 ]
-  ret i32 %6
-}
-
 declare void @llvm.dbg.value(metadata, metadata, metadata)
 
 !llvm.dbg.cu = !{!0}
@@ -82,6 +60,3 @@ declare void @llvm.dbg.value(metadata, metadata, metadata)
 !9 = !DILocation(line: 6, column: 7, scope: !5)
 !10 = !DILocalVariable(name: "t", scope: !5, file: !1, line: 4, type: !11)
 !11 = !DIBasicType(name: "long", size: 64, encoding: DW_ATE_signed)
-!12 = distinct !DISubprogram(name: "kind", scope: !1, file: !1, line: 9, type: !6, scopeLine: 9, spFlags: DISPFlagDefinition, unit: !0, retainedNodes: !7)
-!13 = !DILocation(line: 10, column: 2, scope: !12)
-!14 = !DILocation(line: 11, column: 9, scope: !12)
