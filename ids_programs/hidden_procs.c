@@ -13,11 +13,11 @@
  * hiding, so every finding is confirmed by a second, fresh look.
  * Cannot see: a task unlinked from every view that is not running on a CPU.
  */
+#include <linux/idr.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
-#include <linux/xarray.h>
 #include <llview/detect.h>
 
 /* The PF_* bits 6.1 leaves unused; a task carrying one was marked by
@@ -47,34 +47,23 @@ static struct task_struct *pid_task_of(struct pid *pid)
 	return first ? hlist_entry(first, struct task_struct, pid_links[PIDTYPE_PID]) : NULL;
 }
 
-/* Every struct pid in the idr's xarray; its internal entries (nodes,
- * siblings, retries) are not pids. */
-static void pids_in(void *entry, unsigned int depth)
-{
-	unsigned int i;
-
-	if (xa_is_node(entry) && depth < 8) {
-		struct xa_node *node = xa_to_node(entry);
-
-		for (i = 0; i < XA_CHUNK_SIZE; i++)
-			pids_in(rcu_dereference(node->slots[i]), depth + 1);
-	} else if (entry && !xa_is_internal(entry)) {
-		struct task_struct *t = pid_task_of(entry);
-
-		if (t)
-			seen(t, IN_PID_TABLE);
-	}
-}
-
 static void take_views(void)
 {
 	struct task_struct *p, *t;
+	struct pid *pid;
 	unsigned int cpu;
+	int nr;
 
 	llview_set_clear(&tasks);
 	for_each_process_thread(p, t)
 		seen(t, IN_LIST);
-	pids_in(rcu_dereference(init_pid_ns.idr.idr_rt.xa_head), 0);
+	/* The kernel's own idr walk (lib/idr.c); a pid naming only a process
+	 * group or session has no task. */
+	idr_for_each_entry(&init_pid_ns.idr, pid, nr) {
+		t = pid_task_of(pid);
+		if (t)
+			seen(t, IN_PID_TABLE);
+	}
 	for (cpu = 0; cpu < nr_cpu_ids; cpu++) {
 		if (!llview_cpu_online(cpu))
 			continue;
