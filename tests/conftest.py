@@ -8,7 +8,8 @@ and the confined workload (`vm start --agent kernel --shm --confine`), keyed wit
 `kernel_key_file`; `kernel_agent` is that guest with its agent checked (and reloaded if a
 test unloaded it or changed its key) before each test. Guest boots are slow under TCG: every
 test needing the in-kernel agent should share this one. Tests using them carry
-@pytest.mark.guest.
+@pytest.mark.guest. `key_file` and `agent_url` give a test module a key of its own and the
+host-side agent on `guest` over TCP.
 """
 
 import os
@@ -16,6 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import agent_proc
 
 from llview.kernel.profile import Profile, fetch
 from llview.keys import generate_key_file
@@ -79,3 +81,21 @@ def kernel_agent(kernel_guest: VM, kernel_key_file: Path) -> VM:
 
     ensure_agent(kernel_guest, kernel_key_file.read_bytes())
     return kernel_guest
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory) -> Path:
+    """A fresh key (mode 0600) for the host-side agents one test module starts."""
+    path = tmp_path_factory.mktemp("key") / "key.bin"
+    agent_proc.write_key(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def agent_url(guest, key_file: Path):
+    """The host-side agent on `guest`'s RAM, over TCP, for one test module."""
+    agent_proc.build()
+    agent = agent_proc.Agent(["--ram", guest.ram_path, "--ram-size", str(guest.ram_size),
+                              "--key-file", str(key_file)])
+    yield f"tcp://127.0.0.1:{agent.port}"
+    agent.stop()

@@ -31,13 +31,6 @@ IDS_DIR = REPO / "ids_programs"
 
 
 @pytest.fixture(scope="module")
-def key_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("dump-key") / "key.bin"
-    agent_proc.write_key(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def ids(tmp_path_factory) -> dict[str, Path]:
     out_dir = tmp_path_factory.mktemp("dump-ids")
     built = {}

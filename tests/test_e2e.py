@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import agent_proc
 
 from llview.paths import REPO
 
@@ -22,22 +21,6 @@ IDS_DIR = REPO / "ids_programs"
 def llview_build(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "llview.cli", "build", str(source), "-o",
                            str(out), *extra], capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("e2e-key") / "key.bin"
-    agent_proc.write_key(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def agent_url(guest, key_file):
-    agent_proc.build()
-    agent = agent_proc.Agent(["--ram", guest.ram_path, "--ram-size", str(guest.ram_size),
-                              "--key-file", str(key_file)])
-    yield f"tcp://127.0.0.1:{agent.port}"
-    agent.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import agent_proc
 
 from llview.paths import REPO
 
@@ -30,22 +29,6 @@ START_MAPPER = ("(awk 'BEGIN {{ for (i = 0; i < {n}; i++) s[i] = sprintf(\"%\" (
 COUNT_MAPS_LINES = ("awk 'BEGIN { for (i = 1; i < ARGC; i++) { n = 0; "
                     "while ((getline line < ARGV[i]) > 0) if (line !~ /\\[vsyscall\\]$/) n++; "
                     "close(ARGV[i]); if (n) print ARGV[i], n } }' /proc/[0-9]*/maps")
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("vmas-key") / "key.bin"
-    agent_proc.write_key(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def agent_url(guest, key_file):
-    agent_proc.build()
-    agent = agent_proc.Agent(["--ram", guest.ram_path, "--ram-size", str(guest.ram_size),
-                              "--key-file", str(key_file)])
-    yield f"tcp://127.0.0.1:{agent.port}"
-    agent.stop()
 
 
 def build(name: str, directory: Path) -> Path:

@@ -24,13 +24,6 @@ STATS = re.compile(r"llview: (\d+) requests, \d+ bytes sent, \d+ bytes received,
 
 
 @pytest.fixture(scope="module")
-def key_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("e2e-shm-key") / "key.bin"
-    agent_proc.write_key(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def agent(guest, key_file):
     agent_proc.build()
     region = f"/dev/shm/llview-pytest-{os.getpid()}-e2e.shm"
