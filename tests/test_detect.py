@@ -22,7 +22,6 @@ from test_e2e import IDS_DIR, guest_out, llview_build, run_ids
 from llview import kmod
 from llview.agent_cli import AgentProcess
 from llview.check import DETECTIONS
-from llview.keys import generate_key_file
 from llview.vm.qemu import VM
 
 pytestmark = pytest.mark.guest
@@ -48,18 +47,9 @@ def alerts_of(records: list[dict], program: str | None = None) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def detect_key(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("detect-key")
-    directory.chmod(0o700)
-    path = directory / "key.bin"
-    generate_key_file(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def detect_guest(kernel_profile, detect_key: Path):
+def detect_guest(kernel_profile, key_file: Path):
     vm = VM.start(f"pytest-detect-{os.getpid()}", kernel=str(kernel_profile.directory),
-                  quiet=True, agent="kernel", key=detect_key.read_bytes(), shm=True,
+                  quiet=True, agent="kernel", key=key_file.read_bytes(), shm=True,
                   confine=True)
     try:
         for module in kmod.load_order(kernel_profile, PROFILE_MODULES):
@@ -70,12 +60,12 @@ def detect_guest(kernel_profile, detect_key: Path):
 
 
 @pytest.fixture(scope="module")
-def detect_host_agent(detect_guest: VM, detect_key: Path):
+def detect_host_agent(detect_guest: VM, key_file: Path):
     agent_proc.build()
     region = Path(f"/dev/shm/llview-pytest-{os.getpid()}-detect.shm")
     region.unlink(missing_ok=True)
     agent = AgentProcess(["--ram", detect_guest.ram_path, "--ram-size",
-                          str(detect_guest.ram_size), "--key-file", str(detect_key)],
+                          str(detect_guest.ram_size), "--key-file", str(key_file)],
                          binary=agent_proc.AGENT, shm=str(region))
     try:
         yield agent
@@ -90,8 +80,8 @@ def url_of(kind: str, vm: VM, host: AgentProcess) -> str:
 
 
 @pytest.mark.parametrize("kind", PATHS)
-def test_clean_guest_gives_no_alert(kind, detect_guest, detect_host_agent, detect_key):
-    rc, records, stderr = llview_check(url_of(kind, detect_guest, detect_host_agent), detect_key)
+def test_clean_guest_gives_no_alert(kind, detect_guest, detect_host_agent, key_file):
+    rc, records, stderr = llview_check(url_of(kind, detect_guest, detect_host_agent), key_file)
     programs = {r["program"]: r for r in records if r.get("kind") == "check"}
     assert set(programs) == set(DETECTIONS), stderr
     assert not alerts_of(records), alerts_of(records)
@@ -101,13 +91,13 @@ def test_clean_guest_gives_no_alert(kind, detect_guest, detect_host_agent, detec
     assert all(p["requests"] >= 3 for p in programs.values()), programs
 
 
-def test_lsmod_equals_proc_modules(detect_guest, detect_host_agent, detect_key, tmp_path):
+def test_lsmod_equals_proc_modules(detect_guest, detect_host_agent, key_file, tmp_path):
     binary = tmp_path / "lsmod"
     built = llview_build(IDS_DIR / "lsmod.c", binary)
     assert built.returncode == 0, built.stderr
     url = f"tcp://127.0.0.1:{detect_host_agent.port}"
     listed = [json.loads(line) for line in
-              run_ids(binary, url, detect_key, "--json").stdout.splitlines()]
+              run_ids(binary, url, key_file, "--json").stdout.splitlines()]
     proc = {}
     for line in guest_out(detect_guest, "cat /proc/modules").splitlines():
         name, size, _refs, _deps, state, base = line.split()[:6]
@@ -155,7 +145,7 @@ int main(void)
 """
 
 
-def test_both_agents_symbolize_alike(detect_guest, detect_host_agent, detect_key, tmp_path):
+def test_both_agents_symbolize_alike(detect_guest, detect_host_agent, key_file, tmp_path):
     """SYMBOLIZE: the host agent (kallsyms decoded from RAM) and the module (the kernel's own
     kallsyms_lookup) must give the same answers: core-kernel symbols, nothing for the rest."""
     source = tmp_path / "symbols.c"
@@ -165,7 +155,7 @@ def test_both_agents_symbolize_alike(detect_guest, detect_host_agent, detect_key
     outputs = {}
     for kind in ("host-tcp", "kernel-tcp"):
         url = url_of(kind, detect_guest, detect_host_agent)
-        outputs[kind] = run_ids(tmp_path / "symbols", url, detect_key, "--json").stdout
+        outputs[kind] = run_ids(tmp_path / "symbols", url, key_file, "--json").stdout
     assert outputs["host-tcp"] == outputs["kernel-tcp"]
     records = [json.loads(line) for line in outputs["host-tcp"].splitlines()]
     symbols = [r for r in records if r.get("kind") == "symbol"]
@@ -181,18 +171,18 @@ def test_both_agents_symbolize_alike(detect_guest, detect_host_agent, detect_key
         " __x64_sys_write")
 
 
-def test_check_says_which_program_failed(detect_key, tmp_path):
+def test_check_says_which_program_failed(key_file, tmp_path):
     """No agent: every program is an error (exit 2), each naming what went wrong."""
-    rc, records, _ = llview_check("tcp://127.0.0.1:9", detect_key, "--timeout", "2")
+    rc, records, _ = llview_check("tcp://127.0.0.1:9", key_file, "--timeout", "2")
     assert rc == 2
     programs = [r for r in records if r.get("kind") == "check"]
     assert len(programs) == len(DETECTIONS)
     assert all(p["status"] == "error" and "127.0.0.1:9" in p["error"] for p in programs)
 
 
-def test_check_rejects_unknown_program(detect_key):
+def test_check_rejects_unknown_program(key_file):
     done = subprocess.run([sys.executable, "-m", "llview.cli", "check", "--agent",
-                           "tcp://127.0.0.1:9", "--key", str(detect_key), "--only", "nosuch"],
+                           "tcp://127.0.0.1:9", "--key", str(key_file), "--only", "nosuch"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no program nosuch" in done.stderr
 
@@ -225,29 +215,29 @@ def check_alerts(url: str, key: Path, program: str) -> list[dict]:
     return found
 
 
-def test_module_hidden_from_the_list(rootkit, host_shm, detect_key):
-    assert check_alerts(host_shm, detect_key, "hidden_modules") == [], "loaded, not hidden"
+def test_module_hidden_from_the_list(rootkit, host_shm, key_file):
+    assert check_alerts(host_shm, key_file, "hidden_modules") == [], "loaded, not hidden"
     rootkit.plant("hide", 1)
-    (alert,) = check_alerts(host_shm, detect_key, "hidden_modules")
+    (alert,) = check_alerts(host_shm, key_file, "hidden_modules")
     assert alert["module"] == "lvrootkit" and alert["technique"] == "hidden_module"
     assert alert["missing_from"] == "list"
     assert alert["seen_in"] == "sysfs,mod_tree,memory"
     rootkit.undo("hide")
-    assert check_alerts(host_shm, detect_key, "hidden_modules") == []
+    assert check_alerts(host_shm, key_file, "hidden_modules") == []
 
 
-def test_module_hidden_from_every_view_but_its_memory(rootkit, host_shm, detect_key):
+def test_module_hidden_from_every_view_but_its_memory(rootkit, host_shm, key_file):
     rootkit.plant("hide", 2)
-    (alert,) = check_alerts(host_shm, detect_key, "hidden_modules")
+    (alert,) = check_alerts(host_shm, key_file, "hidden_modules")
     assert alert["module"] == "lvrootkit"
     assert (alert["missing_from"], alert["seen_in"]) == ("list,sysfs,mod_tree", "memory")
     rootkit.undo("hide")
-    assert check_alerts(host_shm, detect_key, "hidden_modules") == []
+    assert check_alerts(host_shm, key_file, "hidden_modules") == []
 
 
-def test_syscall_table_hooks(rootkit, host_shm, detect_key):
+def test_syscall_table_hooks(rootkit, host_shm, key_file):
     rootkit.plant("syscalls", 1)
-    alerts = {a["number"]: a for a in check_alerts(host_shm, detect_key, "syscall_table")}
+    alerts = {a["number"]: a for a in check_alerts(host_shm, key_file, "syscall_table")}
     assert set(alerts) == {62, 217}, alerts  # __NR_kill, __NR_getdents64 on x86-64
     assert alerts[62]["syscall"] == "sys_kill"
     assert alerts[62]["object"] == "sys_call_table[62]"
@@ -258,42 +248,42 @@ def test_syscall_table_hooks(rootkit, host_shm, detect_key):
         assert a["target_symbol"].endswith(" [lvrootkit]"), a
     # Hidden as well: the target is still named, from the module's carved struct module.
     rootkit.plant("hide", 2)
-    alerts = check_alerts(host_shm, detect_key, "syscall_table")
+    alerts = check_alerts(host_shm, key_file, "syscall_table")
     assert {a["target_owner"] for a in alerts} == {"hidden module lvrootkit (text)"}
     rootkit.undo("hide")
     rootkit.undo("syscalls")
-    assert check_alerts(host_shm, detect_key, "syscall_table") == []
+    assert check_alerts(host_shm, key_file, "syscall_table") == []
 
 
-def test_ftrace_hook_on_a_syscall(rootkit, host_shm, detect_key):
+def test_ftrace_hook_on_a_syscall(rootkit, host_shm, key_file):
     rootkit.plant("ftrace", 1)
-    (alert,) = check_alerts(host_shm, detect_key, "kernel_hooks")
+    (alert,) = check_alerts(host_shm, key_file, "kernel_hooks")
     assert alert["technique"] == "ftrace_hook" and alert["callback_module"] == "lvrootkit"
     assert alert["filter"].split("+")[0] == "__x64_sys_kill", alert
     rootkit.undo("ftrace")
-    assert check_alerts(host_shm, detect_key, "kernel_hooks") == []
+    assert check_alerts(host_shm, key_file, "kernel_hooks") == []
 
 
-def test_proc_net_tcp_seq_op_and_keyboard_notifier(rootkit, host_shm, detect_key):
+def test_proc_net_tcp_seq_op_and_keyboard_notifier(rootkit, host_shm, key_file):
     rootkit.plant("tcp_seq", 1)
     rootkit.plant("keylogger", 1)
-    alerts = {a["technique"]: a for a in check_alerts(host_shm, detect_key, "kernel_hooks")}
+    alerts = {a["technique"]: a for a in check_alerts(host_shm, key_file, "kernel_hooks")}
     assert set(alerts) == {"proc_net_seq_ops_hook", "keyboard_notifier"}, alerts
     assert alerts["proc_net_seq_ops_hook"]["hook"] == "tcp4_seq_ops.show"
     assert alerts["keyboard_notifier"]["hook"] == "keyboard_notifier_list[0]"
     assert {a["target_module"] for a in alerts.values()} == {"lvrootkit"}
     rootkit.undo("tcp_seq")
     rootkit.undo("keylogger")
-    assert check_alerts(host_shm, detect_key, "kernel_hooks") == []
+    assert check_alerts(host_shm, key_file, "kernel_hooks") == []
 
 
 def test_process_hidden_from_the_pid_table_and_from_the_task_list(rootkit, detect_guest,
-                                                                   host_shm, detect_key):
+                                                                   host_shm, key_file):
     gone_from_pids, gone_from_list = spawn_sleeper(detect_guest), spawn_sleeper(detect_guest)
     try:
         rootkit.plant("hide_pid", gone_from_pids)
         rootkit.plant("unlink_pid", gone_from_list)
-        alerts = {a["pid"]: a for a in check_alerts(host_shm, detect_key, "hidden_procs")}
+        alerts = {a["pid"]: a for a in check_alerts(host_shm, key_file, "hidden_procs")}
         assert set(alerts) == {gone_from_pids, gone_from_list}, alerts
         assert (alerts[gone_from_pids]["task_list"], alerts[gone_from_pids]["pid_table"]) == (
             "yes", "no")
@@ -303,26 +293,26 @@ def test_process_hidden_from_the_pid_table_and_from_the_task_list(rootkit, detec
         assert alerts[gone_from_list]["object"] == f"pid {gone_from_list} (sleep)"
         rootkit.undo("hide_pid")
         rootkit.undo("unlink_pid")
-        assert check_alerts(host_shm, detect_key, "hidden_procs") == []
+        assert check_alerts(host_shm, key_file, "hidden_procs") == []
     finally:
         detect_guest.exec(f"kill {gone_from_pids} {gone_from_list}")
 
 
-def test_process_given_init_cred(rootkit, detect_guest, host_shm, detect_key):
+def test_process_given_init_cred(rootkit, detect_guest, host_shm, key_file):
     pid = spawn_sleeper(detect_guest)
     try:
         rootkit.plant("cred_pid", pid)
-        (alert,) = check_alerts(host_shm, detect_key, "creds")
+        (alert,) = check_alerts(host_shm, key_file, "creds")
         assert (alert["technique"], alert["pid"], alert["comm"]) == ("init_cred", pid, "sleep")
         rootkit.undo("cred_pid")
-        assert check_alerts(host_shm, detect_key, "creds") == []
+        assert check_alerts(host_shm, key_file, "creds") == []
     finally:
         detect_guest.exec(f"kill {pid}")
 
 
 @pytest.mark.parametrize("kind", ["host-tcp", "kernel-tcp", "kernel-shm"])
 def test_every_technique_at_once_on_every_agent(kind, rootkit, detect_guest, detect_host_agent,
-                                                detect_key):
+                                                key_file):
     url = url_of(kind, detect_guest, detect_host_agent)
     pids = [spawn_sleeper(detect_guest) for _ in range(3)]
     try:
@@ -330,7 +320,7 @@ def test_every_technique_at_once_on_every_agent(kind, rootkit, detect_guest, det
                                ("hide_pid", pids[0]), ("unlink_pid", pids[1]),
                                ("cred_pid", pids[2]), ("hide", 2)):
             rootkit.plant(technique, arg)
-        rc, records, stderr = llview_check(url, detect_key)
+        rc, records, stderr = llview_check(url, key_file)
         assert rc == 1, stderr
         by_program = {p: alerts_of(records, p) for p in DETECTIONS}
         assert [a["module"] for a in by_program["hidden_modules"]] == ["lvrootkit"]
@@ -342,13 +332,13 @@ def test_every_technique_at_once_on_every_agent(kind, rootkit, detect_guest, det
                 for a in by_program["kernel_hooks"]} == {"hidden module lvrootkit (text)"}
         assert [a["pid"] for a in by_program["creds"]] == [pids[2]]
         rootkit.undo("all")
-        rc, records, stderr = llview_check(url, detect_key)
+        rc, records, stderr = llview_check(url, key_file)
         assert (rc, alerts_of(records)) == (0, []), stderr
     finally:
         detect_guest.exec("kill " + " ".join(map(str, pids)))
 
 
-def test_check_on_a_dump_of_the_planted_guest(rootkit, detect_guest, detect_key, tmp_path):
+def test_check_on_a_dump_of_the_planted_guest(rootkit, detect_guest, key_file, tmp_path):
     """Where Volatility runs (a memory dump) llview check runs too: the dump keeps what was
     planted when it was taken, while the live guest has moved on."""
     rootkit.plant("hide", 1)
@@ -356,10 +346,10 @@ def test_check_on_a_dump_of_the_planted_guest(rootkit, detect_guest, detect_key,
     dump = tmp_path / "planted.elf"
     detect_guest.dump(dump)
     rootkit.undo("all")
-    agent = AgentProcess(["--image", str(dump), "--key-file", str(detect_key)],
+    agent = AgentProcess(["--image", str(dump), "--key-file", str(key_file)],
                          binary=agent_proc.AGENT)
     try:
-        rc, records, stderr = llview_check(f"tcp://127.0.0.1:{agent.port}", detect_key)
+        rc, records, stderr = llview_check(f"tcp://127.0.0.1:{agent.port}", key_file)
     finally:
         agent.stop()
         dump.unlink()
