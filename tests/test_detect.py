@@ -298,6 +298,19 @@ def test_process_hidden_from_the_pid_table_and_from_the_task_list(rootkit, detec
         detect_guest.exec(f"kill {gone_from_pids} {gone_from_list}")
 
 
+def test_process_marked_with_an_undefined_flag(rootkit, detect_guest, host_shm, key_file):
+    pid = spawn_sleeper(detect_guest)
+    try:
+        rootkit.plant("flag_pid", pid)
+        (alert,) = check_alerts(host_shm, key_file, "hidden_procs")
+        assert (alert["technique"], alert["pid"], alert["comm"]) == ("task_flags", pid, "sleep")
+        assert alert["undefined_bits"] == "0x1000000"
+        rootkit.undo("flag_pid")
+        assert check_alerts(host_shm, key_file, "hidden_procs") == []
+    finally:
+        detect_guest.exec(f"kill {pid}")
+
+
 def test_process_given_init_cred(rootkit, detect_guest, host_shm, key_file):
     pid = spawn_sleeper(detect_guest)
     try:
@@ -314,18 +327,20 @@ def test_process_given_init_cred(rootkit, detect_guest, host_shm, key_file):
 def test_every_technique_at_once_on_every_agent(kind, rootkit, detect_guest, detect_host_agent,
                                                 key_file):
     url = url_of(kind, detect_guest, detect_host_agent)
-    pids = [spawn_sleeper(detect_guest) for _ in range(3)]
+    pids = [spawn_sleeper(detect_guest) for _ in range(4)]
     try:
         for technique, arg in (("syscalls", 1), ("ftrace", 1), ("tcp_seq", 1), ("keylogger", 1),
                                ("hide_pid", pids[0]), ("unlink_pid", pids[1]),
-                               ("cred_pid", pids[2]), ("hide", 2)):
+                               ("cred_pid", pids[2]), ("flag_pid", pids[3]), ("hide", 2)):
             rootkit.plant(technique, arg)
         rc, records, stderr = llview_check(url, key_file)
         assert rc == 1, stderr
         by_program = {p: alerts_of(records, p) for p in DETECTIONS}
         assert [a["module"] for a in by_program["hidden_modules"]] == ["lvrootkit"]
         assert sorted(a["number"] for a in by_program["syscall_table"]) == [62, 217]
-        assert sorted(a["pid"] for a in by_program["hidden_procs"]) == sorted(pids[:2])
+        assert sorted((a["pid"], a["technique"]) for a in by_program["hidden_procs"]) == sorted(
+            [(pids[0], "hidden_process"), (pids[1], "hidden_process"),
+             (pids[3], "task_flags")])
         assert {a["technique"] for a in by_program["kernel_hooks"]} == {
             "ftrace_hook", "proc_net_seq_ops_hook", "keyboard_notifier"}
         assert {a["target_owner"] if "target_owner" in a else a["callback_owner"]

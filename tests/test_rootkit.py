@@ -186,7 +186,7 @@ def test_cli_insmod_rmmod(rk_guest: VM, kernel_profile: Profile, capsys):
 def test_control_file_lists_nothing_planted(rootkit: Rootkit):
     status = rootkit.status()
     assert list(status) == ["hide", "syscalls", "ftrace", "hide_pid", "unlink_pid", "tcp_seq",
-                            "keylogger", "cred_pid"]
+                            "keylogger", "cred_pid", "flag_pid"]
     assert rootkit.planted() == {}
     rc, out = rootkit.vm.exec(f"echo 'plant nothing' > {CONTROL}")
     assert rc != 0 and "Invalid argument" in out
@@ -383,6 +383,28 @@ def test_cred_pid(rootkit: Rootkit):
         finally:
             rootkit.undo("cred_pid")
         assert run(vm, ids).split() == ["Uid:", *[str(UID)] * 4, "Gid:", *[str(UID)] * 4]
+    finally:
+        vm.exec(f"kill {pid}")
+
+
+def test_flag_pid(rootkit: Rootkit):
+    """The marker bit shows in the task's flags, field 9 of /proc/PID/stat."""
+    vm = rootkit.vm
+    pid = start_process(vm)
+
+    def flags() -> int:
+        # comm may hold spaces: the fields after it start past the last ')'
+        return int(run(vm, f"cat /proc/{pid}/stat").rsplit(")", 1)[1].split()[6])
+
+    try:
+        assert not flags() & 0x01000000
+        rootkit.plant("flag_pid", pid)
+        try:
+            assert flags() & 0x01000000
+            assert rootkit.planted()["flag_pid"] == str(pid)
+        finally:
+            rootkit.undo("flag_pid")
+        assert not flags() & 0x01000000
     finally:
         vm.exec(f"kill {pid}")
 

@@ -30,7 +30,7 @@ ROOTKIT_DIR = Path(__file__).resolve().parent.parent / "rootkit"
 MODULE = "lvrootkit"
 CONTROL = "/proc/lvrootkit"
 TECHNIQUES = ("hide", "syscalls", "ftrace", "hide_pid", "unlink_pid", "tcp_seq", "keylogger",
-              "cred_pid")
+              "cred_pid", "flag_pid")
 SIG_TABLE = 61  # kill(pid, 61) -> EMEDIUMTYPE while `syscalls 2` is planted
 SIG_FTRACE = 62  # kill(pid, 62) -> ENOTUNIQ while `ftrace` is planted
 HIDE_PREFIX = "lvrk_"  # getdents64 drops these names while `syscalls 2` is planted

@@ -24,6 +24,9 @@
  *                 local port is PORT (1 means 31337)
  *   keylogger=1   a keyboard notifier that counts key presses
  *   cred_pid=N    N's cred and real_cred pointed at init_cred
+ *   flag_pid=N    N's task->flags gains a bit 6.1 leaves unused (0x01000000), the
+ *                 marker Diamorphine-style rootkits set to hide a process from
+ *                 their getdents filter
  *
  * Observable effects: with syscalls=2, kill(pid, 61) returns -EMEDIUMTYPE and
  * getdents64 drops entries named "lvrk_*"; with ftrace=1, kill(pid, 62)
@@ -84,6 +87,8 @@ static int keylogger;
 module_param(keylogger, int, 0);
 static int cred_pid;
 module_param(cred_pid, int, 0);
+static int flag_pid;
+module_param(flag_pid, int, 0);
 
 #define RK_SIG_TABLE 61   /* kill(pid, 61) answered by the syscall-table hook */
 #define RK_SIG_FTRACE 62  /* kill(pid, 62) answered by the ftrace hook */
@@ -747,6 +752,40 @@ static int rk_undo_cred_pid(void)
 	return 0;
 }
 
+/* ---- flag_pid: a task flag bit the kernel does not define ------------------ */
+
+#define RK_HIDDEN_FLAG 0x01000000 /* PF__HOLE__01000000 on 6.1 */
+
+static struct task_struct *rk_fl_task;
+static pid_t rk_fl_nr;
+
+static int rk_plant_flag_pid(pid_t nr)
+{
+	struct task_struct *task;
+
+	if (rk_fl_task)
+		return -EBUSY;
+	task = rk_get_task(nr);
+	if (!task)
+		return -ESRCH;
+	/* Set from outside the task, as rootkits do; nothing in the kernel reads the bit. */
+	task->flags |= RK_HIDDEN_FLAG;
+	rk_fl_task = task;
+	rk_fl_nr = nr;
+	return 0;
+}
+
+static int rk_undo_flag_pid(void)
+{
+	if (!rk_fl_task)
+		return 0;
+	rk_fl_task->flags &= ~RK_HIDDEN_FLAG;
+	put_task_struct(rk_fl_task);
+	rk_fl_task = NULL;
+	rk_fl_nr = 0;
+	return 0;
+}
+
 /* ---- /proc/net/tcp: tcp4_seq_ops.show ------------------------------------- */
 
 /*
@@ -864,6 +903,8 @@ static int rk_plant(const char *what, int arg, bool has_arg)
 		return rk_plant_unlink_pid(arg);
 	if (!strcmp(what, "cred_pid"))
 		return rk_plant_cred_pid(arg);
+	if (!strcmp(what, "flag_pid"))
+		return rk_plant_flag_pid(arg);
 	return -EINVAL;
 }
 
@@ -872,6 +913,8 @@ static int rk_undo(const char *what)
 	bool all = !strcmp(what, "all");
 	int rc = 0;
 
+	if (all || !strcmp(what, "flag_pid"))
+		rc = rk_undo_flag_pid() ?: rc;
 	if (all || !strcmp(what, "cred_pid"))
 		rc = rk_undo_cred_pid() ?: rc;
 	if (all || !strcmp(what, "keylogger"))
@@ -888,8 +931,8 @@ static int rk_undo(const char *what)
 		rc = rk_undo_syscalls() ?: rc;
 	if (all || !strcmp(what, "hide"))
 		rc = rk_undo_hide() ?: rc;
-	if (!all && strcmp(what, "cred_pid") && strcmp(what, "keylogger") &&
-	    strcmp(what, "tcp_seq") && strcmp(what, "unlink_pid") &&
+	if (!all && strcmp(what, "flag_pid") && strcmp(what, "cred_pid") &&
+	    strcmp(what, "keylogger") && strcmp(what, "tcp_seq") && strcmp(what, "unlink_pid") &&
 	    strcmp(what, "hide_pid") && strcmp(what, "ftrace") &&
 	    strcmp(what, "syscalls") && strcmp(what, "hide"))
 		return -EINVAL;
@@ -976,6 +1019,10 @@ static int rk_proc_show(struct seq_file *m, void *v)
 		seq_printf(m, " task=%px init_cred=%px orig_cred=%px", rk_cr_task, rk_cr_init,
 			   rk_cr_cred);
 	seq_puts(m, "\n");
+	seq_printf(m, "flag_pid %d", rk_fl_nr);
+	if (rk_fl_task)
+		seq_printf(m, " task=%px flags=%#x", rk_fl_task, rk_fl_task->flags);
+	seq_puts(m, "\n");
 	mutex_unlock(&rk_lock);
 	return 0;
 }
@@ -1025,6 +1072,7 @@ static void rk_params_fn(struct work_struct *work)
 	rk_plant_param("tcp_seq", tcp_seq);
 	rk_plant_param("keylogger", keylogger);
 	rk_plant_param("cred_pid", cred_pid);
+	rk_plant_param("flag_pid", flag_pid);
 	rk_plant_param("hide", hide);
 }
 
