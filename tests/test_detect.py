@@ -255,6 +255,24 @@ def test_syscall_table_hooks(rootkit, host_shm, key_file):
     assert check_alerts(host_shm, key_file, "syscall_table") == []
 
 
+def test_rewritten_jumps_in_the_syscall_dispatch(rootkit, host_shm, key_file):
+    """syscalls 2: also the rel32 of x64_sys_call's jumps to the two handlers, the hook that
+    really diverts the syscalls on this kernel (the table is no longer used to dispatch)."""
+    rootkit.plant("syscalls", 2)
+    alerts = check_alerts(host_shm, key_file, "syscall_table")
+    dispatch = {a["number"]: a for a in alerts if a["technique"] == "syscall_dispatch_hook"}
+    table = {a["number"] for a in alerts if a["technique"] == "syscall_table_hook"}
+    assert set(dispatch) == table == {62, 217}, alerts
+    for a in dispatch.values():
+        assert a["object"] == "x64_sys_call"
+        jumps = a["jumps_into_modules"].split("; ")
+        assert sorted(j.split(" -> ")[1] for j in jumps) == [
+            "rk_sys_getdents64+0x0 [lvrootkit]", "rk_sys_kill+0x0 [lvrootkit]"], jumps
+    assert dispatch[62]["expected_symbol"] == "__x64_sys_kill"
+    rootkit.undo("syscalls")
+    assert check_alerts(host_shm, key_file, "syscall_table") == []
+
+
 def test_ftrace_hook_on_a_syscall(rootkit, host_shm, key_file):
     rootkit.plant("ftrace", 1)
     (alert,) = check_alerts(host_shm, key_file, "kernel_hooks")
