@@ -315,21 +315,32 @@ static void set_timeout(int fd, int seconds)
 }
 
 /* READ: count page addresses in, count statuses plus the mapped pages out. */
+/* A request whose body is count u64 addresses (READ, SYMBOLIZE): at most
+ * max of them, and exactly that many bytes. 0, or an error with msg set. */
+static int check_addresses(const char *what, const char *unit, u32 len, u32 count, u32 max,
+			   char *msg, size_t msglen)
+{
+	if (count > max) {
+		snprintf(msg, msglen, "%s of %u %s: at most %u per request", what, count, unit, max);
+		return -LLV_E_TOO_LARGE;
+	}
+	if (len != sizeof(struct llv_msg) + count * sizeof(u64)) {
+		snprintf(msg, msglen, "%s of %u %s must carry %zu bytes, not %u", what, count, unit,
+			 sizeof(struct llv_msg) + count * sizeof(u64), len);
+		return -LLV_E_MALFORMED;
+	}
+	return 0;
+}
+
 static int serve_read(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_len, char *msg,
 		      size_t msglen)
 {
 	u32 *status = (u32 *)(rep + sizeof(struct llv_msg));
 	u8 *pages = rep + sizeof(struct llv_msg) + count * sizeof(u32);
+	int rc = check_addresses("READ", "pages", len, count, LLV_MAX_PAGES, msg, msglen);
 
-	if (count > LLV_MAX_PAGES) {
-		snprintf(msg, msglen, "READ of %u pages: at most %u per request", count, LLV_MAX_PAGES);
-		return -LLV_E_TOO_LARGE;
-	}
-	if (len != sizeof(struct llv_msg) + count * sizeof(u64)) {
-		snprintf(msg, msglen, "READ of %u pages must carry %zu bytes, not %u", count,
-			 sizeof(struct llv_msg) + count * sizeof(u64), len);
-		return -LLV_E_MALFORMED;
-	}
+	if (rc)
+		return rc;
 	for (u32 i = 0; i < count; i++) {
 		u64 va;
 		int st;
@@ -387,17 +398,11 @@ static int serve_symbolize(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_
 {
 	struct llv_symbol *sym = (struct llv_symbol *)(rep + sizeof(struct llv_msg));
 	char *names = (char *)(sym + count);
+	int rc = check_addresses("SYMBOLIZE", "addresses", len, count, LLV_MAX_SYMBOLIZE, msg,
+				 msglen);
 
-	if (count > LLV_MAX_SYMBOLIZE) {
-		snprintf(msg, msglen, "SYMBOLIZE of %u addresses: at most %u per request", count,
-			 LLV_MAX_SYMBOLIZE);
-		return -LLV_E_TOO_LARGE;
-	}
-	if (len != sizeof(struct llv_msg) + count * sizeof(u64)) {
-		snprintf(msg, msglen, "SYMBOLIZE of %u addresses must carry %zu bytes, not %u", count,
-			 sizeof(struct llv_msg) + count * sizeof(u64), len);
-		return -LLV_E_MALFORMED;
-	}
+	if (rc)
+		return rc;
 	for (u32 i = 0; i < count; i++) {
 		u64 va, start = 0, size = 0;
 		const char *name;

@@ -103,6 +103,22 @@ static u32 backing_status(unsigned long addr)
 	return page_is_ram(pfn) ? LLV_OK : LLV_OUTSIDE_RAM;
 }
 
+/* A request whose body is count u64 addresses (READ, SYMBOLIZE): at most
+ * max of them, and exactly that many bytes. */
+static int check_addresses(const struct llv_msg *req, u32 len, u32 max, const char **why,
+			   const char *too_many, const char *bad_length)
+{
+	if (req->count > max) {
+		*why = too_many;
+		return -LLV_E_TOO_LARGE;
+	}
+	if (len != sizeof(*req) + (u64)req->count * sizeof(u64)) {
+		*why = bad_length;
+		return -LLV_E_MALFORMED;
+	}
+	return 0;
+}
+
 static int handle_read(const struct llv_msg *req, u32 len, u8 *out, const char **why)
 {
 	const u8 *addrs = (const u8 *)(req + 1);
@@ -110,15 +126,12 @@ static int handle_read(const struct llv_msg *req, u32 len, u8 *out, const char *
 	u32 *status = (u32 *)(rep + 1);
 	u8 *page;
 	u32 i;
+	int rc;
 
-	if (req->count > LLV_MAX_PAGES) {
-		*why = "READ names more pages than LLV_MAX_PAGES";
-		return -LLV_E_TOO_LARGE;
-	}
-	if (len != sizeof(*req) + (u64)req->count * sizeof(u64)) {
-		*why = "READ length does not match its page count";
-		return -LLV_E_MALFORMED;
-	}
+	rc = check_addresses(req, len, LLV_MAX_PAGES, why, "READ names more pages than LLV_MAX_PAGES",
+			     "READ length does not match its page count");
+	if (rc)
+		return rc;
 	page = (u8 *)(status + req->count);
 	for (i = 0; i < req->count; i++) {
 		u64 addr = get_unaligned_le64(addrs + i * sizeof(u64));
@@ -183,15 +196,13 @@ static int handle_symbolize(const struct llv_msg *req, u32 len, u8 *out, const c
 	char *names = (char *)(sym + req->count);
 	char namebuf[KSYM_NAME_LEN];
 	u32 i;
+	int rc;
 
-	if (req->count > LLV_MAX_SYMBOLIZE) {
-		*why = "SYMBOLIZE names more addresses than LLV_MAX_SYMBOLIZE";
-		return -LLV_E_TOO_LARGE;
-	}
-	if (len != sizeof(*req) + (u64)req->count * sizeof(u64)) {
-		*why = "SYMBOLIZE length does not match its address count";
-		return -LLV_E_MALFORMED;
-	}
+	rc = check_addresses(req, len, LLV_MAX_SYMBOLIZE, why,
+			     "SYMBOLIZE names more addresses than LLV_MAX_SYMBOLIZE",
+			     "SYMBOLIZE length does not match its address count");
+	if (rc)
+		return rc;
 	BUILD_BUG_ON(KSYM_NAME_LEN > LLV_SYM_NAME_MAX);
 	for (i = 0; i < req->count; i++) {
 		unsigned long addr = get_unaligned_le64(addrs + i * sizeof(u64));
