@@ -316,27 +316,21 @@ def test_process_hidden_from_the_pid_table_and_from_the_task_list(rootkit, detec
         detect_guest.exec(f"kill {gone_from_pids} {gone_from_list}")
 
 
-def test_process_marked_with_an_undefined_flag(rootkit, detect_guest, host_shm, key_file):
+@pytest.mark.parametrize("planted, program, technique, evidence", [
+    ("flag_pid", "hidden_procs", "task_flags", {"undefined_bits": "0x1000000"}),
+    ("cred_pid", "creds", "init_cred", {"uid": 0, "euid": 0}),
+])
+def test_one_process_marked(planted, program, technique, evidence, rootkit, detect_guest,
+                            host_shm, key_file):
+    """A PF_* bit the kernel leaves unused (the getdents-filter marker), or init_cred."""
     pid = spawn_sleeper(detect_guest)
     try:
-        rootkit.plant("flag_pid", pid)
-        (alert,) = check_alerts(host_shm, key_file, "hidden_procs")
-        assert (alert["technique"], alert["pid"], alert["comm"]) == ("task_flags", pid, "sleep")
-        assert alert["undefined_bits"] == "0x1000000"
-        rootkit.undo("flag_pid")
-        assert check_alerts(host_shm, key_file, "hidden_procs") == []
-    finally:
-        detect_guest.exec(f"kill {pid}")
-
-
-def test_process_given_init_cred(rootkit, detect_guest, host_shm, key_file):
-    pid = spawn_sleeper(detect_guest)
-    try:
-        rootkit.plant("cred_pid", pid)
-        (alert,) = check_alerts(host_shm, key_file, "creds")
-        assert (alert["technique"], alert["pid"], alert["comm"]) == ("init_cred", pid, "sleep")
-        rootkit.undo("cred_pid")
-        assert check_alerts(host_shm, key_file, "creds") == []
+        rootkit.plant(planted, pid)
+        (alert,) = check_alerts(host_shm, key_file, program)
+        assert (alert["technique"], alert["pid"], alert["comm"]) == (technique, pid, "sleep")
+        assert {k: alert[k] for k in evidence} == evidence
+        rootkit.undo(planted)
+        assert check_alerts(host_shm, key_file, program) == []
     finally:
         detect_guest.exec(f"kill {pid}")
 
