@@ -189,6 +189,17 @@ def test_hits_cost_no_requests_and_read_ahead(ids_binary, agent, key):
     assert "1002 reads: 1000 hits, 2 misses" in r.stderr
 
 
+def test_nofault_reads_keep_what_was_served_and_remember_refusals(ids_binary, agent, key):
+    """copy_from_kernel_nofault over [unmapped, mapped] gives -EFAULT, but the page the agent
+    served after the refused one stays cached; a refused page is not asked for again in the
+    same scan, and is in the next."""
+    r = run_ids(ids_binary, "nofault", agent, key[1], "--read-ahead", "1")
+    assert (r.returncode, r.stdout) == (0, "-14 0 -14 -14 -14\n"), r.stderr
+    base = BANNER_ADDR & ~4095
+    assert agent.read_requests == [[base - PAGE, base], [base + PAGE, base + 2 * PAGE],
+                                   [base - PAGE]]
+
+
 def test_block_read_ahead(ids_binary, agent, key):
     """By default a miss fetches the aligned 8-page block around it in one
     request; pages the guest does not map there are skipped silently."""

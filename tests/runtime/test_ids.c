@@ -17,6 +17,7 @@
 int _printk(const char *fmt, ...);
 int __llview_snprintf(char *buf, unsigned long size, const char *fmt, ...);
 long strscpy(char *dst, const char *src, unsigned long size);
+long copy_from_kernel_nofault(void *dst, const void *src, unsigned long size);
 
 const char __llview_kernel_release[] = "6.1.0-test";
 
@@ -247,6 +248,20 @@ int __llview_ids_main(void)
 	}
 	if (!strcmp(scenario, "alert")) {
 		llview_alert("suspicious task %s pid %d\n", SYM(0), 1234);
+		return 0;
+	}
+	if (!strcmp(scenario, "nofault")) {
+		/* The banner and list pages are mapped; the pages around them are not. */
+		static char buf[2 * 4096];
+		const char *base = (const char *)((unsigned long)SYM(0) & ~4095UL);
+		long before = copy_from_kernel_nofault(buf, base - 4096, sizeof(buf));
+		long kept = copy_from_kernel_nofault(buf, base, 4096);
+		long after = copy_from_kernel_nofault(buf, base + 4096, sizeof(buf));
+		long again = copy_from_kernel_nofault(buf, base - 4096, 8);
+
+		llview_scan_begin();
+		_printk("%ld %ld %ld %ld %ld\n", before, kept, after, again,
+			copy_from_kernel_nofault(buf, base - 4096, 8));
 		return 0;
 	}
 	if (!strcmp(scenario, "structured_alert")) {
