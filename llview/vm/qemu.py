@@ -74,6 +74,10 @@ GUEST_PUSH_DIR = "/tmp/llview-push"  # where insmod() puts a host module in the 
 _PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ACK_TIMEOUT = 20.0  # seconds for the guest to start a request before it is sent again
 EXEC_RESENDS = 2
+# Seconds of silence from a running request before the host sends the guest a newline (which
+# its exec server ignores between requests): serial input makes the guest's 8250 driver service
+# the port, output included, so an output interrupt lost under TCG cannot stall a reply.
+EXEC_NUDGE = 10.0
 FW_CFG_MODULE_DIR = "/lib/modules/llview-fw-cfg"  # guest path of qemu_fw_cfg (vmcoreinfo=True)
 
 
@@ -693,6 +697,7 @@ class VM:
             sends = 0
             acked = False
             resend_at = 0.0
+            heard_at = time.monotonic()
             buffer = b""
             body: list[bytes] | None = None
             while True:
@@ -725,9 +730,13 @@ class VM:
                 except TimeoutError:
                     if not self.alive():
                         raise LlviewError(f"VM {self.name} died during `vm exec`") from None
+                    if acked and time.monotonic() - heard_at >= EXEC_NUDGE:
+                        self._send(sock, b"\n", deadline)
+                        heard_at = time.monotonic()
                     continue
                 if not chunk:
                     raise LlviewError(f"VM {self.name}: exec channel closed")
+                heard_at = time.monotonic()
                 buffer += chunk
 
     def _send(self, sock: socket.socket, request: bytes, deadline: float) -> None:
