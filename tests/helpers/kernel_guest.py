@@ -15,6 +15,7 @@ from pathlib import Path
 from helpers.llview_wire import Client, ShmClient
 
 from llview import kmod
+from llview.paths import LlviewError
 from llview.vm.qemu import VM
 
 AGENT_MODULE = f"{kmod.GUEST_MODULE_DIR}/{kmod.MODULE_NAME}.ko"
@@ -87,7 +88,16 @@ class KmodGuest:
         self.pid = vm.pid
 
     def exec(self, script: str) -> tuple[int, bytes]:
-        return self.vm.exec_raw(script, timeout=120)
+        try:
+            return self.vm.exec_raw(script, timeout=120)
+        except LlviewError as e:
+            # The serial exec channel of this guest now and then answers nothing for over
+            # 120 s and then serves the next request at once (3 of 7 CI runs; cause not found,
+            # the agent was serving meanwhile). One fresh request: a stall of the test's own
+            # tool is not what these tests are about; a guest that stays dead still fails.
+            if "no answer from the guest in time" not in str(e):
+                raise
+            return self.vm.exec_raw(script, timeout=120)
 
     def check(self, script: str) -> str:
         rc, out = self.exec(script)
