@@ -687,13 +687,8 @@ class VM:
         # The guest acknowledges a request when it starts it, and runs each id at most once,
         # so a request lost on the line (e.g. glued to a dead client's fragment) is resent.
         ack_wait = ACK_TIMEOUT + len(request) / 10_000
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            try:
-                sock.connect(self.exec_socket)
-            except OSError as e:
-                raise LlviewError(f"VM {self.name}: cannot reach the exec channel "
-                                  f"{self.exec_socket}: {e}") from e
+        sock: socket.socket | None = None
+        try:
             sends = 0
             acked = False
             resend_at = 0.0
@@ -703,11 +698,19 @@ class VM:
             while True:
                 now = time.monotonic()
                 if not acked and now >= resend_at:
+                    # Each (re)send on a fresh connection: a connection the exec channel
+                    # stopped serving was seen to stall a request while the next connection
+                    # was answered at once. The guest runs an id at most once.
+                    if sock is not None:
+                        sock.close()
+                    sock = self._exec_connect()
+                    buffer = b""
                     self._send(sock, request, deadline)
                     sends += 1
                     # After the last resend, the guest may just be busy: wait for the deadline.
                     resend_at = (time.monotonic() + ack_wait if sends <= EXEC_RESENDS
                                  else math.inf)
+                assert sock is not None
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     line = line.rstrip(b"\r")
@@ -738,6 +741,20 @@ class VM:
                     raise LlviewError(f"VM {self.name}: exec channel closed")
                 heard_at = time.monotonic()
                 buffer += chunk
+        finally:
+            if sock is not None:
+                sock.close()
+
+    def _exec_connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        try:
+            sock.connect(self.exec_socket)
+        except OSError as e:
+            sock.close()
+            raise LlviewError(f"VM {self.name}: cannot reach the exec channel "
+                              f"{self.exec_socket}: {e}") from e
+        return sock
 
     def _send(self, sock: socket.socket, request: bytes, deadline: float) -> None:
         sock.settimeout(max(deadline - time.monotonic(), 1))
