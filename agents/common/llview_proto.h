@@ -16,6 +16,7 @@ typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
+typedef int32_t s32;
 #endif
 
 #define LLV_MAGIC 0x31564c4cu       /* "LLV1" as little-endian bytes */
@@ -99,7 +100,110 @@ enum llv_msg_type {
 	 * to back ("" where start is 0: the address is not in the core kernel's
 	 * image, e.g. a module, the heap, or nothing). */
 	LLV_REP_SYMBOLIZE = 9,
+	/* count struct llv_range follow: byte ranges, each within one page. */
+	LLV_REQ_READ_RANGES = 10,
+	/* count struct llv_range_data, in request order, each followed by its
+	 * len bytes when its status is LLV_OK (nothing otherwise, no padding). */
+	LLV_REP_READ_RANGES = 11,
+	/* one struct llv_walk (count = 0): follow a linked list in the agent. */
+	LLV_REQ_WALK = 12,
+	/* struct llv_walk_end, then count struct llv_range_data records, each
+	 * followed by its bytes when LLV_OK, in the order the agent read them. */
+	LLV_REP_WALK = 13,
 };
+
+/*
+ * Reads by range (READ_RANGES) and agent-side list walks (WALK).
+ *
+ * A READ_RANGES request names up to LLV_MAX_RANGES ranges; each has
+ * 1 <= len <= LLV_PAGE_SIZE and lies within one page ((addr & 4095) + len <=
+ * 4096), and together they ask for at most LLV_MAX_RANGE_BYTES. The reply
+ * carries one record per range, in request order.
+ */
+#define LLV_MAX_RANGES 256u
+#define LLV_MAX_RANGE_BYTES (LLV_MAX_PAGES * LLV_PAGE_SIZE)
+
+struct llv_range {
+	u64 addr;
+	u32 len;
+	u32 reserved; /* 0 */
+} __attribute__((packed));
+
+/* One range as the agent answers it: len bytes of guest memory at addr
+ * follow when status is LLV_OK; for any other enum llv_status, nothing
+ * follows (a range is served whole or not at all). */
+struct llv_range_data {
+	u64 addr;
+	u32 len;
+	u32 status;
+} __attribute__((packed));
+
+/*
+ * WALK: the agent follows a list through the guest's memory, as the IDS's
+ * loop would, and returns every node's footprint, so a whole list costs one
+ * round trip. It executes only this description of offsets, never code:
+ *
+ *   link_at = first
+ *   for (n = 0; n < max_nodes; n++) {
+ *       node = *(u64 *)link_at          (read 8 bytes; a record of its own)
+ *       if (node == 0 || node == stop)  end: LLV_WALK_STOP
+ *       for each range r:  record [node + r.offset, + r.len)
+ *       for each deref d:  p = *(u64 *)(node + d.pointer) (taken from the
+ *                          node's records when a range covers it, else
+ *                          read as a record of its own);
+ *                          if p != 0: record [p + d.offset, + d.len)
+ *       link_at = node + link
+ *   }
+ *   end: LLV_WALK_LIMIT
+ *
+ * A link that cannot be read ends the walk with LLV_WALK_BAD_LINK (next =
+ * link_at, its record carries the status). A reply that would grow past
+ * LLV_MAX_PAYLOAD ends before the node that does not fit, with
+ * LLV_WALK_FULL; next is then the link_at to continue from. The record of a
+ * range that cannot be read carries its status and the walk goes on (the
+ * IDS's own read of it will report it). Ranges and derefs may straddle a
+ * page boundary; offsets are signed (a list node is often inside its
+ * object: ranges before it have negative offsets).
+ */
+#define LLV_MAX_WALK_NODES 4096u
+#define LLV_MAX_WALK_RANGES 32u
+#define LLV_MAX_WALK_DEREFS 16u
+#define LLV_MAX_WALK_OFFSET (1 << 20) /* |offset| and |pointer| below 1 MiB */
+
+struct llv_walk {
+	u64 first;     /* guest address of the pointer to the first node (&head->next) */
+	u64 stop;      /* a node equal to this ends the walk (the list head); 0 always does */
+	u32 link;      /* offset in a node of the pointer to the next node */
+	u32 max_nodes; /* 1 .. LLV_MAX_WALK_NODES */
+	u16 nranges;   /* 0 .. LLV_MAX_WALK_RANGES struct llv_walk_range follow */
+	u16 nderefs;   /* 0 .. LLV_MAX_WALK_DEREFS struct llv_walk_deref follow them */
+	u32 reserved;  /* 0 */
+} __attribute__((packed));
+
+struct llv_walk_range {
+	s32 offset; /* from the node */
+	u32 len;    /* 1 .. LLV_PAGE_SIZE */
+} __attribute__((packed));
+
+struct llv_walk_deref {
+	s32 pointer; /* offset from the node of a u64 pointer */
+	s32 offset;  /* from the pointer's value */
+	u32 len;     /* 1 .. LLV_PAGE_SIZE */
+	u32 reserved; /* 0 */
+} __attribute__((packed));
+
+enum llv_walk_reason {
+	LLV_WALK_STOP = 0,     /* reached stop or a NULL link */
+	LLV_WALK_LIMIT = 1,    /* max_nodes visited */
+	LLV_WALK_FULL = 2,     /* the reply is full; continue from next */
+	LLV_WALK_BAD_LINK = 3, /* the link at next could not be read */
+};
+
+struct llv_walk_end {
+	u32 nodes;  /* nodes visited */
+	u32 reason; /* enum llv_walk_reason */
+	u64 next;   /* LLV_WALK_LIMIT/FULL: the link_at to continue from; BAD_LINK: the link */
+} __attribute__((packed));
 
 /* One SYMBOLIZE answer, as the kernel's own kallsyms_lookup() gives it for
  * the core kernel (its image from _stext to _end; modules are not looked
