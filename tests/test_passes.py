@@ -46,7 +46,8 @@ def _stat(stats: list[PassStats], name: str) -> PassStats:
 
 
 def test_registry_order_is_pipeline_order() -> None:
-    assert PASS_NAMES == ["kernel_symbols", "guest_loads", "store_guard", "forbidden_calls",
+    assert PASS_NAMES == ["kernel_symbols", "guest_loads", "footprints", "store_guard",
+                          "forbidden_calls",
                           "entry"]
 
 

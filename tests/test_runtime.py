@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -173,6 +174,40 @@ def test_walk_json_records_escape_any_bytes(ids_binary, agent, key):
     assert records[2]["copy"] == records[2]["name"]
     assert "\\u00ff" in r.stdout and "é" in r.stdout
     assert list(records[0]) == ["kind", "addr", "value", "neg", "name", "copy"]
+
+
+STATS_WALKS = re.compile(r"llview: (\d+) walks \((\d+) nodes\), (\d+) footprint bytes, "
+                         r"(\d+) reads served from footprints")
+STATS_PAGES = re.compile(r"llview: (\d+) requests, \d+ bytes sent, (\d+) bytes received, "
+                         r"(\d+) pages fetched")
+
+
+def test_walk_footprint_fetches_the_list_in_one_request(ids_binary, agent, key):
+    pages = run_ids(ids_binary, "walk", agent, key[1], "--stats", "--read-ahead", "1")
+    walked = run_ids(ids_binary, "footprint_walk", agent, key[1], "--stats", "--read-ahead", "1")
+    assert walked.returncode == 0, walked.stderr
+    assert walked.stdout == pages.stdout           # the same records, from fewer bytes
+    walks, nodes, footprint, served = map(int, STATS_WALKS.search(walked.stderr).groups())
+    assert (walks, nodes) == (1, 3)
+    assert footprint and served
+    # the walk described the list as the program follows it: from test_list, stop at its head
+    first, stop, link, ranges, derefs = agent.walk_requests[-1]
+    assert (first, stop, link, ranges, derefs) == (LIST_SYM, LIST_SYM, 0, [(0, 32)], [])
+    _, got_pages, fetched_pages = map(int, STATS_PAGES.search(pages.stderr).groups())
+    _, got_walked, fetched_walked = map(int, STATS_PAGES.search(walked.stderr).groups())
+    # node B sits 12 bytes before a page end, unaligned: its first unit must come by page
+    assert fetched_walked < fetched_pages and got_walked < got_pages
+    # --fetch pages turns the walk off
+    off = run_ids(ids_binary, "footprint_walk", agent, key[1], "--stats", "--fetch", "pages")
+    assert off.stdout == pages.stdout
+    assert STATS_WALKS.search(off.stderr).group(1) == "0"
+
+
+def test_walk_of_a_cycle_is_bounded(ids_binary, agent, key):
+    r = run_ids(ids_binary, "footprint_cycle", agent, key[1], "--stats", "--max-reads", "1000")
+    assert r.returncode == 2 and "read limit of 1000 reads reached" in r.stderr
+    # the agent stops each walk at its node limit; the runtime asks a bounded number of times
+    assert 1 <= len(agent.walk_requests) <= 5
 
 
 def test_hits_cost_no_requests_and_read_ahead(ids_binary, agent, key):

@@ -78,6 +78,20 @@ void *__llview_load(const void *addr, __llview_u64 size, __llview_u32 site);
  * never returns in that case. */
 void *__llview_load_miss(const void *addr, __llview_u64 size, __llview_u32 site);
 
+/* A list walk the compiler found (llview/passes/footprints.py): a loop
+ * that follows node = *(node + link), starting from the node pointer at
+ * `first`, and reads a known footprint of every node. The call, placed
+ * before the loop reads *first, lets the runtime fetch the whole list's
+ * footprint in one request (the agent follows the links); the loop's own
+ * reads then find their bytes in the cache. It never fails: anything it
+ * could not fetch is read, and reported, by the loop itself. `walk` is an
+ * array of ints:
+ *   link, nranges, nderefs,
+ *   nranges x {offset, len}            bytes at node + offset
+ *   nderefs x {pointer, offset, len}   bytes at *(node + pointer) + offset
+ * (offsets from the node, signed: a list node often sits inside its object). */
+void __llview_walk(const void *first, const int *walk, __llview_u32 site);
+
 /* Inline store guard (fastpath.c): the IDS may not write guest memory.
  * Calls __llview_store_refused, which does not return, for a guest address. */
 void __llview_store_check(const void *addr, __llview_u32 site);

@@ -9,6 +9,12 @@
  * page itself), so native pointers take the inline hit path too. A scan
  * never sees data older than its own start: llview_scan_begin empties the
  * cache, and the runtime's main calls it before the IDS's main.
+ *
+ * Footprints: a slot's buffer may instead hold only some bytes of a page,
+ * those a list walk (__llview_walk) or a range read brought, in 8-byte
+ * units marked in a bitmap. Such a page is not in the table the inline hit
+ * path reads; the miss path serves a read from it when every unit the read
+ * touches is there, and fetches the whole page otherwise.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -56,6 +62,76 @@ static inline struct __llview_cache_slot *slot_of(uint64_t page)
 	return &__llview_cache[page & (__LLVIEW_CACHE_SLOTS - 1)];
 }
 
+static inline u8 *buffer_of(uint64_t page)
+{
+	return pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
+}
+
+/* Pages a slot's buffer holds in part: the page number, and which 8-byte
+ * units of it are there. */
+#define UNIT_SHIFT 3
+#define UNITS_PER_PAGE (__LLVIEW_PAGE_SIZE >> UNIT_SHIFT)
+static uint64_t partial_page[__LLVIEW_CACHE_SLOTS] = { [0 ... __LLVIEW_CACHE_SLOTS - 1] = ~0UL };
+static uint64_t partial_units[__LLVIEW_CACHE_SLOTS][UNITS_PER_PAGE / 64];
+
+static inline uint64_t *units_of(uint64_t page)
+{
+	return partial_units[page & (__LLVIEW_CACHE_SLOTS - 1)];
+}
+
+/* Bytes available in the cache from addr on, up to the end of its page
+ * (all of them for a whole page, the run of units present for a partial
+ * one); *data points at them. 0: nothing there. */
+static uint64_t cached_run(uint64_t addr, const u8 **data)
+{
+	uint64_t page = addr >> __LLVIEW_PAGE_SHIFT, off = addr & RT_PAGE_MASK;
+
+	if (slot_of(page)->page == page) {
+		*data = (const u8 *)slot_of(page)->data + off;
+		return __LLVIEW_PAGE_SIZE - off;
+	}
+	if (partial_page[page & (__LLVIEW_CACHE_SLOTS - 1)] != page)
+		return 0;
+	const uint64_t *units = units_of(page);
+	uint64_t unit = off >> UNIT_SHIFT;
+
+	while (unit < UNITS_PER_PAGE && (units[unit / 64] >> (unit % 64) & 1))
+		unit++;
+	if ((unit << UNIT_SHIFT) <= off)
+		return 0;
+	*data = buffer_of(page) + off;
+	return (unit << UNIT_SHIFT) - off;
+}
+
+/* Keeps n bytes of guest memory at addr (within one page) that a range
+ * record brought. Only whole 8-byte units are marked present. */
+static void keep_bytes(uint64_t addr, const u8 *bytes, uint64_t n)
+{
+	uint64_t page = addr >> __LLVIEW_PAGE_SHIFT, off = addr & RT_PAGE_MASK;
+	size_t slot = page & (__LLVIEW_CACHE_SLOTS - 1);
+	uint64_t first = (off + (1u << UNIT_SHIFT) - 1) >> UNIT_SHIFT;
+	uint64_t last = (off + n) >> UNIT_SHIFT; /* one past */
+
+	if (slot_of(page)->page == page || first >= last)
+		return; /* the whole page is here already, or no whole unit */
+	if (partial_page[slot] != page) {
+		/* The slot's buffer now holds this page's bytes: whatever it held
+		 * before (a whole page, or parts of another) is dropped. */
+		slot_of(page)->page = ~0UL;
+		partial_page[slot] = page;
+		memset(partial_units[slot], 0, sizeof(partial_units[slot]));
+	}
+	memcpy(buffer_of(page) + off, bytes, n);
+	for (uint64_t unit = first; unit < last; unit++)
+		partial_units[slot][unit / 64] |= 1UL << (unit % 64);
+}
+
+/* A whole page now in the slot's buffer: any parts kept there are gone. */
+static inline void forget_parts(uint64_t page)
+{
+	partial_page[page & (__LLVIEW_CACHE_SLOTS - 1)] = ~0UL;
+}
+
 /* Pages the agent refused in this scan (unmapped, outside RAM, ...): asked
  * again within the scan they would be refused again, so a prober (module
  * memory carved with copy_from_kernel_nofault, full of guard pages) pays
@@ -72,6 +148,98 @@ static struct unserved_page unserved[UNSERVED_SLOTS] = {
 static inline struct unserved_page *unserved_slot(uint64_t page)
 {
 	return &unserved[page & (UNSERVED_SLOTS - 1)];
+}
+
+#pragma GCC visibility push(hidden)
+int rt_fetch_footprints = 1;
+#pragma GCC visibility pop
+
+/* Walks already made in this scan (a loop entered again for the same list,
+ * e.g. a program that lists twice, asks the agent once). */
+#define WALKS_REMEMBERED 64
+static struct {
+	uint64_t first;
+	const int *walk;
+} walks_made[WALKS_REMEMBERED];
+static unsigned int walks_done;
+/* Most nodes one __llview_walk follows over all its requests: a corrupted,
+ * cyclic list costs a bounded prefetch, and the loop's own reads (bounded
+ * by the read budget) report it. */
+#define WALK_NODES_MAX (4 * LLV_MAX_WALK_NODES)
+
+static void keep_record(void *arg, const struct llv_range_data *rec, const u8 *data)
+{
+	(void)arg;
+	if (!data || !rt_is_guest(rec->addr))
+		return; /* the loop's own read reports what could not be read */
+	rt_stats.footprint_bytes += rec->len;
+	for (uint64_t addr = rec->addr, left = rec->len; left;) {
+		uint64_t room = __LLVIEW_PAGE_SIZE - (addr & RT_PAGE_MASK);
+		uint64_t n = left < room ? left : room;
+
+		keep_bytes(addr, data, n);
+		data += n;
+		addr += n;
+		left -= n;
+	}
+}
+
+void __llview_walk(const void *first, const int *walk, __llview_u32 site)
+{
+	struct llv_walk_range ranges[LLV_MAX_WALK_RANGES];
+	struct llv_walk_deref derefs[LLV_MAX_WALK_DEREFS];
+	struct llv_walk req = { 0 };
+	uint64_t nodes = 0;
+
+	(void)site;
+	if (!rt_fetch_footprints || !rt_is_guest((uint64_t)first))
+		return;
+	for (unsigned int i = 0; i < walks_done && i < WALKS_REMEMBERED; i++)
+		if (walks_made[i].first == (uint64_t)first && walks_made[i].walk == walk)
+			return;
+	if (walks_done < WALKS_REMEMBERED) {
+		walks_made[walks_done].first = (uint64_t)first;
+		walks_made[walks_done].walk = walk;
+	}
+	walks_done++;
+	rt_cache_init();
+	/* The compiler's description (llview_rt.h), within the protocol's limits
+	 * (footprints.py emits nothing else). */
+	req.link = (u32)walk[0];
+	req.nranges = (u16)walk[1];
+	req.nderefs = (u16)walk[2];
+	if (req.nranges > LLV_MAX_WALK_RANGES || req.nderefs > LLV_MAX_WALK_DEREFS)
+		return;
+	for (u16 i = 0; i < req.nranges; i++) {
+		ranges[i].offset = walk[3 + 2 * i];
+		ranges[i].len = (u32)walk[4 + 2 * i];
+	}
+	for (u16 i = 0; i < req.nderefs; i++) {
+		const int *d = walk + 3 + 2 * req.nranges + 3 * i;
+
+		derefs[i].pointer = d[0];
+		derefs[i].offset = d[1];
+		derefs[i].len = (u32)d[2];
+		derefs[i].reserved = 0;
+	}
+	/* A list_head loop ends where it started: at the head, whose next
+	 * pointer is at first (hlist heads are never reached: NULL ends those). */
+	req.first = (uint64_t)first;
+	req.stop = (uint64_t)first - req.link;
+	while (nodes < WALK_NODES_MAX) {
+		struct llv_walk_end end;
+
+		req.max_nodes = LLV_MAX_WALK_NODES;
+		int rc = rt_walk(&req, ranges, derefs, &end, keep_record, NULL);
+		if (rc)
+			rt_transport_fail(rc);
+		rt_stats.walks++;
+		rt_stats.walk_nodes += end.nodes;
+		nodes += end.nodes;
+		if ((end.reason != LLV_WALK_FULL && end.reason != LLV_WALK_LIMIT) || !end.nodes)
+			break;
+		req.first = end.next;
+	}
 }
 
 void rt_cache_init(void)
@@ -93,6 +261,9 @@ void llview_scan_begin(void)
 	}
 	for (size_t i = 0; i < UNSERVED_SLOTS; i++)
 		unserved[i].page = ~0UL;
+	for (size_t i = 0; i < __LLVIEW_CACHE_SLOTS; i++)
+		partial_page[i] = ~0UL;
+	walks_done = 0;
 	__llview_read_budget = rt_max_reads;
 }
 
@@ -138,7 +309,7 @@ static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
 		 * fetch never leaves stale data behind. */
 		slot_of(page)->page = ~0UL;
 		want[count] = page << __LLVIEW_PAGE_SHIFT;
-		out[count] = pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
+		out[count] = buffer_of(page);
 		count++;
 	}
 	if (count) {
@@ -153,6 +324,7 @@ static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
 
 		if (statuses[i] == LLV_OK) {
 			rt_stats.pages_fetched++;
+			forget_parts(got);
 			slot_of(got)->data = (char *)out[i];
 			slot_of(got)->page = got;
 			continue;
@@ -263,7 +435,19 @@ int rt_copy_in(void *dst, uint64_t addr, uint64_t n, uint64_t *bad, uint32_t *st
 	while (n) {
 		uint64_t page = addr >> __LLVIEW_PAGE_SHIFT;
 		uint64_t pages = ((addr & RT_PAGE_MASK) + n + RT_PAGE_MASK) >> __LLVIEW_PAGE_SHIFT;
+		uint64_t in_page = __LLVIEW_PAGE_SIZE - (addr & RT_PAGE_MASK);
+		const u8 *kept;
 
+		if (in_page > n)
+			in_page = n;
+		if (pool && cached_run(addr, &kept) >= in_page) {
+			/* all of this page's part is cached (a whole page or a footprint) */
+			memcpy(to, kept, in_page);
+			to += in_page;
+			addr += in_page;
+			n -= in_page;
+			continue;
+		}
 		if (pages > LLV_MAX_PAGES)
 			pages = LLV_MAX_PAGES;
 		uint64_t failed = fetch_pages(page, pages, 0, status);
@@ -308,7 +492,23 @@ long rt_read_string(uint64_t addr, char *dst, size_t cap)
 		uint64_t want = cap - 1 - len < room ? cap - 1 - len : room;
 		uint32_t status;
 		uint64_t bad;
+		const u8 *kept;
+		uint64_t have = pool ? cached_run(addr, &kept) : 0;
 
+		if (have) {
+			/* What a footprint brought may hold the whole string: a
+			 * page is fetched only when it does not. */
+			if (have > want)
+				have = want;
+			memcpy(dst + len, kept, have);
+			char *nul = memchr(dst + len, 0, have);
+
+			if (nul)
+				return nul - dst;
+			len += have;
+			addr += have;
+			continue;
+		}
 		if (rt_copy_in(dst + len, addr, want, &bad, &status)) {
 			if (!len)
 				return -1;
@@ -362,6 +562,12 @@ void *__llview_load_miss(const void *p, __llview_u64 size, __llview_u32 site)
 	if (off + size <= __LLVIEW_PAGE_SIZE) {
 		uint64_t page = addr >> __LLVIEW_PAGE_SHIFT;
 		uint64_t block = page & ~(uint64_t)(rt_read_ahead - 1);
+		const u8 *kept;
+
+		if (pool && cached_run(addr, &kept) >= size) {
+			rt_stats.partial_hits++;
+			return (void *)kept;
+		}
 
 		if (rt_read_ahead == 1 && off + size > __LLVIEW_PAGE_SIZE - READ_AHEAD_TAIL) {
 			if (fetch_pages(page, 1, 1, &status))

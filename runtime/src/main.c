@@ -38,7 +38,7 @@ static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport,
 
 static const char usage[] =
 	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--read-ahead N]\n"
-	"       [--timeout SEC] [--stats]\n"
+	"       [--fetch footprint|pages] [--timeout SEC] [--stats]\n"
 	"\n"
 	"An llview IDS program: reads the monitored kernel's memory through an agent.\n"
 	"\n"
@@ -50,6 +50,9 @@ static const char usage[] =
 	"                   corrupted or cyclic list\n"
 	"  --read-ahead N   a miss fetches the aligned block of N pages around it in\n"
 	"                   one request (a power of two up to 64; default %d)\n"
+	"  --fetch MODE     footprint (default): a list the program walks is fetched\n"
+	"                   by the agent in one request, only the bytes the program\n"
+	"                   reads of each node; pages: page blocks only\n"
 	"  --timeout SEC    how long to wait for the agent (default %d)\n"
 	"  --stats          print requests, bytes, pages, hits and time to stderr at exit\n"
 	"  --help           this text\n"
@@ -193,11 +196,14 @@ static void print_stats(const struct timespec *start, long budget_at_start)
 	fprintf(stderr,
 		"llview: %lu requests, %lu bytes sent, %lu bytes received, %lu pages fetched\n"
 		"llview: %ld reads: %lu hits, %lu misses (%lu native pages, %lu straddling)\n"
+		"llview: %lu walks (%lu nodes), %lu footprint bytes, %lu reads served from footprints\n"
 		"llview: %.3f ms\n",
 		(unsigned long)rt_stats.requests, (unsigned long)rt_stats.bytes_sent,
 		(unsigned long)rt_stats.bytes_received, (unsigned long)rt_stats.pages_fetched, reads,
 		(unsigned long)hits, (unsigned long)rt_stats.misses,
 		(unsigned long)rt_stats.native_pages, (unsigned long)rt_stats.straddles,
+		(unsigned long)rt_stats.walks, (unsigned long)rt_stats.walk_nodes,
+		(unsigned long)rt_stats.footprint_bytes, (unsigned long)rt_stats.partial_hits,
 		seconds_since(start) * 1e3);
 }
 
@@ -233,7 +239,7 @@ int main(int argc, char **argv)
 		}
 		int takes_value = !strcmp(opt, "--agent") || !strcmp(opt, "--key") ||
 				  !strcmp(opt, "--max-reads") || !strcmp(opt, "--timeout") ||
-				  !strcmp(opt, "--read-ahead");
+				  !strcmp(opt, "--read-ahead") || !strcmp(opt, "--fetch");
 		if (takes_value && !value) {
 			if (i + 1 >= argc)
 				rt_die("%s needs a value (see --help)", opt);
@@ -260,6 +266,10 @@ int main(int argc, char **argv)
 			if (pages & (pages - 1))
 				rt_die("--read-ahead: '%s' is not a power of two", value);
 			rt_read_ahead = (unsigned int)pages;
+		} else if (!strcmp(opt, "--fetch")) {
+			if (strcmp(value, "footprint") && strcmp(value, "pages"))
+				rt_die("--fetch: '%s' is neither 'footprint' nor 'pages'", value);
+			rt_fetch_footprints = !strcmp(value, "footprint");
 		} else if (!strcmp(opt, "--timeout")) {
 			rt_timeout_s = (int)parse_number("--timeout", value, 1, 3600);
 		} else {

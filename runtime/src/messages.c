@@ -146,3 +146,75 @@ int rt_symbolize(const uint64_t *addrs, uint32_t n, struct llv_symbol *syms, cha
 	}
 	return name == end ? 0 : -LLV_E_MALFORMED;
 }
+
+/* Checks the records of a READ_RANGES or WALK reply, [p, end), and hands each
+ * to `got`: exactly `count` of them, each header and its bytes inside the
+ * reply, no record longer than a page, nothing left over. */
+static int each_record(const u8 *p, const u8 *end, u32 count, rt_record_fn got, void *arg)
+{
+	for (u32 i = 0; i < count; i++) {
+		struct llv_range_data rec;
+
+		if ((size_t)(end - p) < sizeof(rec))
+			return -LLV_E_MALFORMED;
+		memcpy(&rec, p, sizeof(rec));
+		p += sizeof(rec);
+		if (rec.len == 0 || rec.len > LLV_PAGE_SIZE || rec.addr + rec.len < rec.addr)
+			return -LLV_E_MALFORMED;
+		if (rec.status != LLV_OK) {
+			got(arg, &rec, NULL);
+			continue;
+		}
+		if ((size_t)(end - p) < rec.len)
+			return -LLV_E_MALFORMED;
+		got(arg, &rec, p);
+		p += rec.len;
+	}
+	return p == end ? 0 : -LLV_E_MALFORMED;
+}
+
+int rt_read_ranges(const struct llv_range *ranges, uint32_t n, rt_record_fn got, void *arg)
+{
+	const u8 *reply;
+	u32 len;
+
+	if (n > LLV_MAX_RANGES)
+		return -LLV_E_TOO_LARGE;
+	memcpy(request + sizeof(struct llv_msg), ranges, n * sizeof(*ranges));
+	int rc = exchange(LLV_REQ_READ_RANGES, n, sizeof(struct llv_msg) + n * sizeof(*ranges),
+			  LLV_REP_READ_RANGES, &reply, &len);
+	if (rc)
+		return rc;
+	const struct llv_msg *r = (const struct llv_msg *)reply;
+	if (r->count != n)
+		return -LLV_E_MALFORMED;
+	return each_record(reply + sizeof(*r), reply + len, n, got, arg);
+}
+
+int rt_walk(const struct llv_walk *walk, const struct llv_walk_range *ranges,
+	    const struct llv_walk_deref *derefs, struct llv_walk_end *end, rt_record_fn got,
+	    void *arg)
+{
+	size_t used = sizeof(struct llv_msg);
+	const u8 *reply;
+	u32 len;
+
+	if (walk->nranges > LLV_MAX_WALK_RANGES || walk->nderefs > LLV_MAX_WALK_DEREFS)
+		return -LLV_E_TOO_LARGE;
+	memcpy(request + used, walk, sizeof(*walk));
+	used += sizeof(*walk);
+	memcpy(request + used, ranges, walk->nranges * sizeof(*ranges));
+	used += walk->nranges * sizeof(*ranges);
+	memcpy(request + used, derefs, walk->nderefs * sizeof(*derefs));
+	used += walk->nderefs * sizeof(*derefs);
+	int rc = exchange(LLV_REQ_WALK, 0, (u32)used, LLV_REP_WALK, &reply, &len);
+	if (rc)
+		return rc;
+	const struct llv_msg *r = (const struct llv_msg *)reply;
+	if (len < sizeof(*r) + sizeof(*end))
+		return -LLV_E_MALFORMED;
+	memcpy(end, reply + sizeof(*r), sizeof(*end));
+	if (end->reason > LLV_WALK_BAD_LINK || end->nodes > walk->max_nodes)
+		return -LLV_E_MALFORMED;
+	return each_record(reply + sizeof(*r) + sizeof(*end), reply + len, r->count, got, arg);
+}

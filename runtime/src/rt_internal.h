@@ -64,6 +64,16 @@ int rt_info(struct llv_info *info);
 int rt_symbolize(const uint64_t *addrs, uint32_t n, struct llv_symbol *syms,
 		 char (*names)[LLV_SYM_NAME_MAX]);
 
+/* READ_RANGES and WALK hand every record of the reply to a callback: data
+ * (rec->len bytes) is NULL when rec->status is not LLV_OK. rt_read_ranges
+ * reads n (<= LLV_MAX_RANGES) ranges; rt_walk makes one WALK request and
+ * says in *end where and why it stopped. */
+typedef void (*rt_record_fn)(void *arg, const struct llv_range_data *rec, const u8 *data);
+int rt_read_ranges(const struct llv_range *ranges, uint32_t n, rt_record_fn got, void *arg);
+int rt_walk(const struct llv_walk *walk, const struct llv_walk_range *ranges,
+	    const struct llv_walk_deref *derefs, struct llv_walk_end *end, rt_record_fn got,
+	    void *arg);
+
 struct rt_stats {
 	uint64_t requests;
 	uint64_t bytes_sent;
@@ -72,6 +82,10 @@ struct rt_stats {
 	uint64_t misses;        /* calls into the miss path */
 	uint64_t native_pages;  /* identity slots installed for IDS memory */
 	uint64_t straddles;     /* reads that crossed a page boundary */
+	uint64_t walks;         /* WALK requests */
+	uint64_t walk_nodes;    /* list nodes the agent followed */
+	uint64_t footprint_bytes; /* guest bytes received in range records */
+	uint64_t partial_hits;  /* misses served from bytes of a footprint */
 };
 extern struct rt_stats rt_stats;
 
@@ -87,6 +101,9 @@ __attribute__((noreturn)) void rt_transport_fail(int code);
 
 extern long rt_max_reads;
 extern unsigned int rt_read_ahead;
+/* --fetch footprint (default): list walks the compiler found are fetched by
+ * the agent in one request; --fetch pages: only page blocks, as before. */
+extern int rt_fetch_footprints;
 
 /* The read budget is spent: the status-2 error naming the site. */
 __attribute__((noreturn)) void rt_budget_spent(uint32_t site);

@@ -24,6 +24,16 @@ REQ_READ, REP_READ = C["LLV_REQ_READ"], C["LLV_REP_READ"]
 REQ_SYMS, REP_SYMS = C["LLV_REQ_SYMS"], C["LLV_REP_SYMS"]
 REQ_INFO, REP_INFO, REP_ERROR = C["LLV_REQ_INFO"], C["LLV_REP_INFO"], C["LLV_REP_ERROR"]
 REQ_SYMBOLIZE, REP_SYMBOLIZE = C["LLV_REQ_SYMBOLIZE"], C["LLV_REP_SYMBOLIZE"]
+REQ_READ_RANGES, REP_READ_RANGES = C["LLV_REQ_READ_RANGES"], C["LLV_REP_READ_RANGES"]
+REQ_WALK, REP_WALK = C["LLV_REQ_WALK"], C["LLV_REP_WALK"]
+WALK_STOP, WALK_LIMIT, WALK_FULL, WALK_BAD_LINK = (
+    C["LLV_WALK_STOP"], C["LLV_WALK_LIMIT"], C["LLV_WALK_FULL"], C["LLV_WALK_BAD_LINK"])
+RANGE = struct.Struct("<QII")          # struct llv_range and struct llv_range_data
+WALK = struct.Struct("<QQIIHHI")       # struct llv_walk
+WALK_RANGE = struct.Struct("<iI")
+WALK_DEREF = struct.Struct("<iiII")
+WALK_END = struct.Struct("<IIQ")
+MAX_PAYLOAD = MSG.size + C["LLV_MAX_PAGES"] * (4 + PAGE)
 OK, UNMAPPED, NONCANONICAL = C["LLV_OK"], C["LLV_UNMAPPED"], C["LLV_NONCANONICAL"]
 E_AUTH, E_MALFORMED = C["LLV_E_AUTH"], C["LLV_E_MALFORMED"]
 KERNEL_IMAGE_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map: where a kernel's image lives
@@ -52,6 +62,7 @@ class FakeAgent:
     mode: str = "normal"
     release: bytes = b"6.1.0-test"
     read_requests: list[list[int]] = field(default_factory=list)
+    walk_requests: list[tuple] = field(default_factory=list)
     requests: int = 0
 
     def __post_init__(self) -> None:
@@ -167,6 +178,68 @@ class FakeAgent:
                 fixed += SYMBOL.pack(start, higher[0] - start)
                 names += name.encode() + b"\0"
             return MSG.pack(REP_SYMBOLIZE, 0, count) + fixed + names
+        if kind == REQ_READ_RANGES:
+            records = [self._record(a, n) for a, n, _ in RANGE.iter_unpack(body[:count * 16])]
+            return MSG.pack(REP_READ_RANGES, 0, count) + b"".join(records)
+        if kind == REQ_WALK:
+            return self._walk(body)
         if kind == REQ_INFO:
             return MSG.pack(REP_INFO, 0, 0) + INFO.pack(0x31200000, 0, 5, 0, self.release)
         return MSG.pack(REP_ERROR, 0, E_MALFORMED) + b"unknown request\0"
+
+    def _bytes(self, addr: int, n: int) -> bytes | None:
+        out = b""
+        while n:
+            page = self.pages.get(addr >> 12)
+            if page is None:
+                return None
+            data = page() if callable(page) else page
+            take = min(n, PAGE - (addr & 4095))
+            out += data[addr & 4095:(addr & 4095) + take]
+            addr, n = addr + take, n - take
+        return out
+
+    def _record(self, addr: int, n: int) -> bytes:
+        data = self._bytes(addr, n)
+        if data is None:
+            return RANGE.pack(addr, n, UNMAPPED)
+        return RANGE.pack(addr, n, OK) + data
+
+    def _walk(self, body: bytes) -> bytes:
+        """LLV_REQ_WALK as llview_proto.h specifies it (no limit checks: a test double)."""
+        first, stop, link, max_nodes, nranges, nderefs, _ = WALK.unpack_from(body)
+        at = WALK.size
+        ranges = [WALK_RANGE.unpack_from(body, at + i * 8) for i in range(nranges)]
+        at += nranges * 8
+        derefs = [WALK_DEREF.unpack_from(body, at + i * 16)[:3] for i in range(nderefs)]
+        self.walk_requests.append((first, stop, link, ranges, derefs))
+        records: list[bytes] = []
+        size = MSG.size + WALK_END.size
+        link_at, nodes, reason = first, 0, WALK_LIMIT
+        while nodes < max_nodes:
+            raw = self._bytes(link_at, 8)
+            node_records = [self._record(link_at, 8)]
+            if raw is None:
+                reason = WALK_BAD_LINK
+                records += node_records
+                break
+            node = struct.unpack("<Q", raw)[0]
+            if node in (0, stop):
+                reason = WALK_STOP
+                records += node_records
+                break
+            node_records += [self._record(node + o, n) for o, n in ranges]
+            for pointer, offset, n in derefs:
+                value = self._bytes(node + pointer, 8)
+                if value and struct.unpack("<Q", value)[0]:
+                    node_records.append(self._record(struct.unpack("<Q", value)[0] + offset, n))
+            grown = sum(len(r) for r in node_records)
+            if size + grown > MAX_PAYLOAD:
+                reason = WALK_FULL
+                break
+            size += grown
+            records += node_records
+            nodes += 1
+            link_at = node + link
+        end = WALK_END.pack(nodes, reason, link_at)
+        return MSG.pack(REP_WALK, 0, len(records)) + end + b"".join(records)

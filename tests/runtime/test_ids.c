@@ -197,6 +197,10 @@ static int cycle(void)
 	return 0;
 }
 
+/* What the footprints pass would emit for walk_list: the link at +0, the
+ * whole node (next, value, name) as one range. */
+static const int node_walk[] = { 0, 1, 0, 0, (int)sizeof(struct node) };
+
 int __llview_ids_main(void)
 {
 	const char *scenario = getenv("LLVIEW_TEST_SCENARIO");
@@ -205,6 +209,14 @@ int __llview_ids_main(void)
 		return 99;
 	if (!strcmp(scenario, "walk"))
 		return walk_list();
+	if (!strcmp(scenario, "footprint_walk")) {
+		__llview_walk(SYM(1), node_walk, 0);
+		return walk_list();
+	}
+	if (!strcmp(scenario, "footprint_cycle")) {
+		__llview_walk(SYM(2), node_walk, 3);
+		return cycle();
+	}
 	if (!strcmp(scenario, "printk"))
 		return printk_formats();
 	if (!strcmp(scenario, "strings"))
