@@ -176,8 +176,8 @@ def test_walk_json_records_escape_any_bytes(ids_binary, agent, key):
     assert list(records[0]) == ["kind", "addr", "value", "neg", "name", "copy"]
 
 
-STATS_WALKS = re.compile(r"llview: (\d+) walks \((\d+) nodes\), (\d+) footprint bytes, "
-                         r"(\d+) reads served from footprints")
+STATS_WALKS = re.compile(r"llview: (\d+) walks \((\d+) nodes\), (\d+) object footprints, "
+                         r"(\d+) footprint bytes, (\d+) reads served from footprints")
 STATS_PAGES = re.compile(r"llview: (\d+) requests, \d+ bytes sent, (\d+) bytes received, "
                          r"(\d+) pages fetched")
 
@@ -187,7 +187,7 @@ def test_walk_footprint_fetches_the_list_in_one_request(ids_binary, agent, key):
     walked = run_ids(ids_binary, "footprint_walk", agent, key[1], "--stats", "--read-ahead", "1")
     assert walked.returncode == 0, walked.stderr
     assert walked.stdout == pages.stdout           # the same records, from fewer bytes
-    walks, nodes, footprint, served = map(int, STATS_WALKS.search(walked.stderr).groups())
+    walks, nodes, _, footprint, served = map(int, STATS_WALKS.search(walked.stderr).groups())
     assert (walks, nodes) == (1, 3)
     assert footprint and served
     # the walk described the list as the program follows it: from test_list, stop at its head
@@ -201,6 +201,20 @@ def test_walk_footprint_fetches_the_list_in_one_request(ids_binary, agent, key):
     off = run_ids(ids_binary, "footprint_walk", agent, key[1], "--stats", "--fetch", "pages")
     assert off.stdout == pages.stdout
     assert STATS_WALKS.search(off.stderr).group(1) == "0"
+
+
+def test_object_footprint_replaces_the_page_block(ids_binary, agent, key):
+    one = ("--stats", "--read-ahead", "1")
+    pages = run_ids(ids_binary, "footprint_object", agent, key[1], *one, "--fetch", "pages")
+    fields = run_ids(ids_binary, "footprint_object", agent, key[1], *one)
+    assert fields.returncode == 0, fields.stderr
+    assert fields.stdout == pages.stdout == "value 1\nname first\n"
+    _, objects, footprint, served = map(int, STATS_WALKS.search(fields.stderr).groups()[1:])
+    assert (objects, footprint) == (1, 24) and served >= 1   # value and name, 24 bytes
+    _, got_pages, fetched_pages = map(int, STATS_PAGES.search(pages.stderr).groups())
+    _, got_fields, fetched_fields = map(int, STATS_PAGES.search(fields.stderr).groups())
+    assert fetched_fields == fetched_pages - 1        # node A's page came as 24 bytes
+    assert got_fields < got_pages - 4096
 
 
 def test_walk_of_a_cycle_is_bounded(ids_binary, agent, key):

@@ -48,6 +48,7 @@ RUNTIME_DECLS = {
     "__llview_load": "declare ptr @__llview_load(ptr, i64, i32)",
     "__llview_store_check": "declare void @__llview_store_check(ptr, i32)",
     "__llview_walk": "declare void @__llview_walk(ptr, ptr, i32)",
+    "__llview_footprint": "declare void @__llview_footprint(ptr, ptr)",
     "__llview_memcpy": "declare ptr @__llview_memcpy(ptr, ptr, i64, i32)",
     "__llview_memmove": "declare ptr @__llview_memmove(ptr, ptr, i64, i32)",
     "__llview_memset": "declare ptr @__llview_memset(ptr, i32, i64, i32)",

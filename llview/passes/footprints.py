@@ -23,6 +23,14 @@ so the runtime asks the agent to follow the whole list in one request
 still goes through the cache, and one the walk did not bring is fetched as
 before. A pointer into the node handed to a runtime call (a string field:
 llview_field_str(p->comm)) counts as its first STRING_FOOTPRINT bytes.
+
+Outside walks, a pointer read through at two or more constant offsets in
+one block gets its object footprint, as a hint before the first of them:
+
+    call void @__llview_footprint(ptr %p, ptr @llview.footprint.N)
+
+so the read that misses fetches those fields in one request rather than a
+block of pages. Reads through a walk's node are left to the walk.
 """
 
 from __future__ import annotations
@@ -65,12 +73,68 @@ class Walk:
     footprint: Footprint
 
 
+FOOTPRINT = "__llview_footprint"
+
+
 def run(view: ModuleView, ctx: PassContext) -> PassStats:
     stats = PassStats(NAME)
     for func in view.functions:
-        for walk in _walks(func, stats):
+        walks = _walks(func, stats)
+        for walk in walks:
             _emit(view, ctx, walk, stats)
+        if any(i.opcode == "call" and i.direct_callee() == LOAD for i in func.insts):
+            _objects(view, ctx, func, {address(w.node.ref) for w in walks}, stats)
     return stats
+
+
+def _objects(view: ModuleView, ctx: PassContext, func: Function, nodes: set[int],
+             stats: PassStats) -> None:
+    """Footprint hints for the pointers read through at several constant offsets in a block."""
+    func.bind()
+    for block in func.blocks:
+        reads: dict[int, list[tuple[Inst, int, int]]] = {}
+        for inst in block.insts:
+            if inst.opcode != "call" or inst.direct_callee() != LOAD:
+                continue
+            ops = list(inst.ref.operands)
+            if ops[1].value_kind != llvm.ValueKind.constant_int:
+                continue
+            base, offset = _split(func, ops[0])
+            if base in nodes or abs(offset) >= MAX_OFFSET:
+                continue    # a walk's node: the walk brings it
+            reads.setdefault(base, []).append((inst, offset, ops[1].get_constant_value()))
+        for found in reads.values():
+            fields = {(offset, size) for _, offset, size in found}
+            ranges = merge_ranges(fields, MAX_RANGES)
+            if len(fields) < 2 or not _base_value(func, found[0][0]):
+                continue    # one field: the miss fetches no more than it
+            words = [len(ranges)] + [x for r in ranges for x in r]
+            index = int(stats.counts.get("object footprints", 0))
+            while f"llview.footprint.{index}" in view.global_lines:
+                index += 1
+            name = f"@llview.footprint.{index}"
+            view.added_globals.append(
+                f"{name} = private unnamed_addr constant [{len(words)} x i32] ["
+                + ", ".join(f"i32 {w}" for w in words) + "], align 4")
+            call = found[0][0]
+            view.insert_before(call.line, [
+                f"  call void {ctx.declare(view, FOOTPRINT)}(ptr {_base_value(func, call)}, "
+                f"ptr {name}){view.dbg_suffix(call)}"], first=True)
+            stats.count("object footprints")
+
+
+def _base_value(func: Function, call: Inst) -> str | None:
+    """How the base of a __llview_load's pointer is spelled in the text (None: a constant
+    expression or other value with no name to pass)."""
+    ref = next(iter(call.ref.operands))
+    for _ in range(16):
+        inst = _inst(func, ref)
+        if inst is None or inst.opcode != "getelementptr" or " i8, ptr " not in inst.text:
+            break
+        ref = next(iter(inst.ref.operands))
+    if ref.value_kind in (llvm.ValueKind.instruction, llvm.ValueKind.argument):
+        return func.view.value_text(func, ref)
+    return None
 
 
 # -- finding walks -------------------------------------------------------------------------------

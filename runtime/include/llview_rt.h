@@ -92,6 +92,13 @@ void *__llview_load_miss(const void *addr, __llview_u64 size, __llview_u32 site)
  * (offsets from the node, signed: a list node often sits inside its object). */
 void __llview_walk(const void *first, const int *walk, __llview_u32 site);
 
+/* An object's footprint (llview/passes/footprints.py): the fields the code
+ * after this call reads at constant offsets from `base`, an int array
+ *   nranges, nranges x {offset, len}
+ * A hint only: the first of those reads that misses the cache fetches the
+ * whole footprint in one request, instead of the block of pages around it. */
+void __llview_footprint(const void *base, const int *footprint);
+
 /* Inline store guard (fastpath.c): the IDS may not write guest memory.
  * Calls __llview_store_refused, which does not return, for a guest address. */
 void __llview_store_check(const void *addr, __llview_u32 site);

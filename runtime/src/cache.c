@@ -242,6 +242,76 @@ void __llview_walk(const void *first, const int *walk, __llview_u32 site)
 	}
 }
 
+/* Object footprints the code announced (__llview_footprint), most recent
+ * first: a miss inside one of them fetches its fields. */
+#define HINTS 32
+static struct {
+	uint64_t base;
+	const int *footprint;
+	int64_t lo, hi; /* the span of its ranges, from base */
+} hints[HINTS];
+static unsigned int hint_next;
+
+void __llview_footprint(const void *base, const int *footprint)
+{
+	unsigned int last = (hint_next + HINTS - 1) % HINTS;
+	int n = footprint[0];
+
+	if (!rt_fetch_footprints || !rt_is_guest((uint64_t)base) || n <= 0 ||
+	    n > (int)LLV_MAX_WALK_RANGES)
+		return;
+	if (hints[last].base == (uint64_t)base && hints[last].footprint == footprint)
+		return; /* announced again, e.g. in a loop */
+	hints[hint_next].base = (uint64_t)base;
+	hints[hint_next].footprint = footprint;
+	hints[hint_next].lo = footprint[1];
+	hints[hint_next].hi = (int64_t)footprint[2 * n - 1] + footprint[2 * n];
+	hint_next = (hint_next + 1) % HINTS;
+}
+
+/* A miss at addr inside an announced footprint: fetches its fields (those not
+ * cached yet) in one READ_RANGES and forgets the hint. Returns whether it
+ * asked for anything. */
+static int fetch_footprint(uint64_t addr)
+{
+	struct llv_range ranges[2 * LLV_MAX_WALK_RANGES];
+	uint32_t n = 0;
+
+	for (unsigned int k = 1; k <= HINTS; k++) {
+		unsigned int h = (hint_next + HINTS - k) % HINTS;
+		const int *fp = hints[h].footprint;
+
+		if (!fp || addr < hints[h].base + hints[h].lo || addr >= hints[h].base + hints[h].hi)
+			continue;
+		for (int i = 0; i < fp[0]; i++) {
+			uint64_t at = hints[h].base + fp[1 + 2 * i], end = at + (uint32_t)fp[2 + 2 * i];
+
+			while (at < end && n < 2 * LLV_MAX_WALK_RANGES) { /* split at pages */
+				uint64_t room = __LLVIEW_PAGE_SIZE - (at & RT_PAGE_MASK);
+				uint64_t len = end - at < room ? end - at : room;
+				const u8 *kept;
+
+				if (!rt_is_guest(at) || cached_run(at, &kept) < len) {
+					ranges[n].addr = at;
+					ranges[n].len = (u32)len;
+					ranges[n].reserved = 0;
+					n++;
+				}
+				at += len;
+			}
+		}
+		hints[h].footprint = NULL;
+		break;
+	}
+	if (!n)
+		return 0;
+	int rc = rt_read_ranges(ranges, n, keep_record, NULL);
+	if (rc)
+		rt_transport_fail(rc);
+	rt_stats.footprints++;
+	return 1;
+}
+
 void rt_cache_init(void)
 {
 	if (pool)
@@ -264,6 +334,8 @@ void llview_scan_begin(void)
 	for (size_t i = 0; i < __LLVIEW_CACHE_SLOTS; i++)
 		partial_page[i] = ~0UL;
 	walks_done = 0;
+	for (size_t i = 0; i < HINTS; i++)
+		hints[i].footprint = NULL;
 	__llview_read_budget = rt_max_reads;
 }
 
@@ -565,6 +637,10 @@ void *__llview_load_miss(const void *p, __llview_u64 size, __llview_u32 site)
 		const u8 *kept;
 
 		if (pool && cached_run(addr, &kept) >= size) {
+			rt_stats.partial_hits++;
+			return (void *)kept;
+		}
+		if (pool && fetch_footprint(addr) && cached_run(addr, &kept) >= size) {
 			rt_stats.partial_hits++;
 			return (void *)kept;
 		}

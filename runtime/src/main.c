@@ -196,13 +196,15 @@ static void print_stats(const struct timespec *start, long budget_at_start)
 	fprintf(stderr,
 		"llview: %lu requests, %lu bytes sent, %lu bytes received, %lu pages fetched\n"
 		"llview: %ld reads: %lu hits, %lu misses (%lu native pages, %lu straddling)\n"
-		"llview: %lu walks (%lu nodes), %lu footprint bytes, %lu reads served from footprints\n"
+		"llview: %lu walks (%lu nodes), %lu object footprints, %lu footprint bytes, "
+		"%lu reads served from footprints\n"
 		"llview: %.3f ms\n",
 		(unsigned long)rt_stats.requests, (unsigned long)rt_stats.bytes_sent,
 		(unsigned long)rt_stats.bytes_received, (unsigned long)rt_stats.pages_fetched, reads,
 		(unsigned long)hits, (unsigned long)rt_stats.misses,
 		(unsigned long)rt_stats.native_pages, (unsigned long)rt_stats.straddles,
 		(unsigned long)rt_stats.walks, (unsigned long)rt_stats.walk_nodes,
+		(unsigned long)rt_stats.footprints,
 		(unsigned long)rt_stats.footprint_bytes, (unsigned long)rt_stats.partial_hits,
 		seconds_since(start) * 1e3);
 }

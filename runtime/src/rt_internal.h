@@ -83,6 +83,7 @@ struct rt_stats {
 	uint64_t native_pages;  /* identity slots installed for IDS memory */
 	uint64_t straddles;     /* reads that crossed a page boundary */
 	uint64_t walks;         /* WALK requests */
+	uint64_t footprints;    /* READ_RANGES requests for object footprints */
 	uint64_t walk_nodes;    /* list nodes the agent followed */
 	uint64_t footprint_bytes; /* guest bytes received in range records */
 	uint64_t partial_hits;  /* misses served from bytes of a footprint */

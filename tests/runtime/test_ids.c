@@ -200,6 +200,19 @@ static int cycle(void)
 /* What the footprints pass would emit for walk_list: the link at +0, the
  * whole node (next, value, name) as one range. */
 static const int node_walk[] = { 0, 1, 0, 0, (int)sizeof(struct node) };
+/* ... and an object footprint of a node: value and name. */
+static const int node_fields[] = { 2, 8, 8, 16, 16 };
+
+static int footprint_object(void)
+{
+	unsigned long node = LOAD(unsigned long, SYM(1), 0);
+	const struct node *n = (const struct node *)node;
+
+	__llview_footprint(n, node_fields);
+	_printk("value %lu\n", LOAD(unsigned long, &n->value, 0));
+	_printk("name %s\n", n->name);
+	return 0;
+}
 
 int __llview_ids_main(void)
 {
@@ -213,6 +226,8 @@ int __llview_ids_main(void)
 		__llview_walk(SYM(1), node_walk, 0);
 		return walk_list();
 	}
+	if (!strcmp(scenario, "footprint_object"))
+		return footprint_object();
 	if (!strcmp(scenario, "footprint_cycle")) {
 		__llview_walk(SYM(2), node_walk, 3);
 		return cycle();
