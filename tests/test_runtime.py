@@ -214,7 +214,7 @@ def test_object_footprint_replaces_the_page_block(ids_binary, agent, key):
     _, got_pages, fetched_pages = map(int, STATS_PAGES.search(pages.stderr).groups())
     _, got_fields, fetched_fields = map(int, STATS_PAGES.search(fields.stderr).groups())
     assert fetched_fields == fetched_pages - 1        # node A's page came as 24 bytes
-    assert got_fields < got_pages - 4096
+    assert got_fields < got_pages - 4000          # a page less, some record headers more
 
 
 def test_walk_of_a_cycle_is_bounded(ids_binary, agent, key):
