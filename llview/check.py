@@ -99,7 +99,8 @@ def _parse_stats(stderr: str) -> tuple[dict[str, int], str]:
         if line.startswith("llview: ") and len(words) > 3 and words[2] == "requests,":
             stats = {"requests": int(words[1]), "bytes_sent": int(words[3]),
                      "bytes_received": int(words[6]), "pages": int(words[9])}
-        elif not (line.startswith("llview: ") and (" reads: " in line or line.endswith(" ms"))):
+        elif not (line.startswith("llview: ") and
+                  (" reads: " in line or " walks (" in line or line.endswith(" ms"))):
             rest.append(line)
     return stats, "\n".join(rest).strip()
 
