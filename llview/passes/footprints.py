@@ -191,6 +191,31 @@ def _split(func: Function, ref: llvm.ValueRef) -> tuple[int, int]:
     return address(ref), offset
 
 
+def _node_read(func: Function, ref: llvm.ValueRef) -> tuple[Inst, llvm.ValueRef, int] | None:
+    """A loop value that is a node pointer read from the guest, perhaps turned into its entry:
+    L, L + shift (container_of) or `L == NULL ? NULL : L + shift` (hlist_entry_safe). Returns
+    the __llview_load reading L, its pointer operand, and shift (the loop value = L + shift)."""
+    inst = _inst(func, ref)
+    if inst is not None and inst.opcode == "select":
+        cond, yes, no = list(inst.ref.operands)[:3]
+        test = _inst(func, cond)
+        if test is None or test.opcode != "icmp" or " eq ptr " not in test.text or \
+                yes.value_kind != llvm.ValueKind.constant_pointer_null:
+            return None     # only the NULL test of hlist_entry_safe
+        ref = no
+    shift = 0
+    inst = _inst(func, ref)
+    if inst is not None and inst.opcode == "getelementptr":
+        base, shift = _split(func, ref)
+        ref = next(iter(inst.ref.operands))
+        while _inst(func, ref) is not None and _inst(func, ref).opcode == "getelementptr":
+            ref = next(iter(_inst(func, ref).ref.operands))
+        if address(ref) != base:
+            return None
+    read = _guest_read(func, ref)
+    return (read[0], read[1], shift) if read else None
+
+
 def _walk_of(func: Function, header: Block, phi: Inst, stats: PassStats) -> Walk | None:
     incoming = list(zip(phi.ref.operands, phi.ref.incoming_blocks, strict=True))
     if len(incoming) != 2:
@@ -198,9 +223,9 @@ def _walk_of(func: Function, header: Block, phi: Inst, stats: PassStats) -> Walk
         return None
     node = address(phi.ref)
     for (next_ref, latch_ref), (first_ref, _) in (incoming, incoming[::-1]):
-        step = _guest_read(func, next_ref)
-        first = _guest_read(func, first_ref)
-        if step is None or first is None:
+        step = _node_read(func, next_ref)
+        first = _node_read(func, first_ref)
+        if step is None or first is None or step[2] != first[2]:
             continue
         base, link = _split(func, step[1])
         if base != node:
@@ -209,10 +234,16 @@ def _walk_of(func: Function, header: Block, phi: Inst, stats: PassStats) -> Walk
         body = _loop_blocks(func, header, latch)
         if first[0].block in body:
             continue     # both values come from inside the loop: not a walk's entry
-        if abs(link) >= MAX_OFFSET:
+        # The agent follows the raw node pointers (L); the loop's value is L + shift, so
+        # every offset from it is one of shift more from L.
+        shift = step[2]
+        fp = _footprint(func, body, node, stats)
+        fp.ranges = {(o + shift, n) for o, n in fp.ranges}
+        fp.derefs = {(p + shift, o, n) for p, o, n in fp.derefs}
+        if abs(link + shift) >= MAX_OFFSET:
             stats.skip("list link too far from the node")
             return None
-        return Walk(phi, first[0], link, _footprint(func, body, node, stats))
+        return Walk(phi, first[0], link + shift, fp)
     return None
 
 
