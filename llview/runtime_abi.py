@@ -13,9 +13,9 @@ declarations as LLVM IR:
     extern const __llview_u32 __llview_nsites;   -> a `constant` of type i32
 
 C types map by their canonical kind: any pointer -> ptr, an integer -> iN of its
-size (int -> i32, __llview_u64 -> i64), void -> void, a struct -> %struct.<tag>,
-an array -> [N x T]. Anything else (floating point, a struct by value...) is
-refused when the header is read: the passes have no use for it.
+size (int -> i32, __llview_u64 -> i64; _Bool -> i1), void -> void, a struct -> %struct.<tag>,
+an array -> [N x T]. Anything else (floating point, a struct passed by value...)
+is refused when the header is read: the passes have no use for it.
 
 tests/test_runtime_abi.py holds the passes to it: every runtime declaration and
 struct type the pipeline emits must be what clang itself makes of the header.
@@ -43,7 +43,7 @@ KERNEL_RELEASE = "__llview_kernel_release"
 IDS_MAIN = "__llview_ids_main"
 _NAMED_STRUCTS = (SITE_STRUCT, KSYM_STRUCT)
 _NAMED_SYMBOLS = (SITE_TABLE, SITE_COUNT, KSYM_TABLE, KSYM_COUNT, KERNEL_RELEASE, IDS_MAIN)
-_INTEGER_KINDS = {"BOOL", "CHAR_U", "UCHAR", "CHAR_S", "SCHAR", "USHORT", "SHORT", "UINT", "INT",
+_INTEGER_KINDS = {"CHAR_U", "UCHAR", "CHAR_S", "SCHAR", "USHORT", "SHORT", "UINT", "INT",
                   "ULONG", "LONG", "ULONGLONG", "LONGLONG"}   # clang.cindex TypeKind names
 
 
@@ -118,8 +118,8 @@ def runtime_abi(header: Path = HEADER) -> RuntimeABI:
         where = f"{header.name}: {name}"
         if cursor.kind == kinds.FUNCTION_DECL:
             functions[name] = RuntimeFunction(
-                name, _ir_type(ci, cursor.result_type, where),
-                tuple(_ir_type(ci, a.type, where) for a in cursor.get_arguments()))
+                name, _value_type(ci, cursor.result_type, where),
+                tuple(_value_type(ci, a.type, where) for a in cursor.get_arguments()))
         elif cursor.kind == kinds.STRUCT_DECL and cursor.is_definition():
             structs[name] = tuple(_ir_type(ci, f.type, f"{where}.{f.spelling}")
                                   for f in cursor.type.get_fields())
@@ -139,6 +139,14 @@ def runtime_abi(header: Path = HEADER) -> RuntimeABI:
     return abi
 
 
+def _value_type(ci, c_type, where: str) -> str:
+    """The IR type of a function's parameter or result (a struct by value has a lowering of its
+    own in the C ABI, which the passes do not reproduce)."""
+    if c_type.get_canonical().kind == ci.TypeKind.RECORD:
+        raise LlviewError(f"{where}: llview's passes cannot pass a struct by value")
+    return _ir_type(ci, c_type, where)
+
+
 def _ir_type(ci, c_type, where: str) -> str:
     ty = c_type.get_canonical()
     kinds = ci.TypeKind
@@ -146,6 +154,8 @@ def _ir_type(ci, c_type, where: str) -> str:
         return "ptr"
     if ty.kind == kinds.VOID:
         return "void"
+    if ty.kind == kinds.BOOL:
+        return "i1"   # as clang passes a _Bool
     if ty.kind.name in _INTEGER_KINDS:
         return f"i{8 * ty.get_size()}"
     if ty.kind == kinds.RECORD:

@@ -13,9 +13,9 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import pytest
 
-from llview.runtime_abi import runtime_abi
 from llview.paths import LlviewError
 from llview.pipeline import PASS_NAMES, CompileError, Diagnostic, PassStats, run_passes
+from llview.runtime_abi import runtime_abi
 
 IR_DIR = Path(__file__).parent / "ir"
 CLANG_FIXTURE = IR_DIR / "clang_pslist.ll"
