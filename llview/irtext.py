@@ -3,13 +3,24 @@
 llvmlite can parse, verify and print a module but not edit it. A ModuleView
 parses IR text, prints it back in llvmlite's canonical form (one instruction
 per line, in the order the parsed module reports them), pairs every
-instruction of the parsed module with its line, and collects edits (lines
-inserted before a line, lines replaced or deleted, module-level lines added).
+instruction of the parsed module with its line, and collects edits.
 render() applies the edits and returns new IR text, which the pipeline parses
 and verifies again before the next pass.
 
+The edits are ModuleView's one editing layer, the only code that cuts IR
+text; passes say what to change and never split a line themselves:
+    instructions  insert_instruction, insert_call, insert_at_entry,
+                  replace_with_call, replace_call (+ call_arguments),
+                  replace_pointer_operand, replace_operand,
+                  replace_phi_incoming (+ phi_incoming), delete,
+                  delete_debug_records
+    module        add_type, add_global, add_declaration, remove_global,
+                  remove_declaration, rename
+    lines         insert_before, replace_line, current (what the rest is
+                  built on; still there for passes written against them)
+
 Also here: small bracket- and quote-aware scanners for the pieces of LLVM
-assembly the passes rewrite (typed values, constant expressions, call
+assembly the editing layer reads (typed values, constant expressions, call
 argument lists) and the reading of DILocation chains for source locations.
 """
 
@@ -512,10 +523,13 @@ class ModuleView:
     def typed_text(self, func: Function, ref: llvm.ValueRef) -> str:
         return f"{ref.type} {self.value_text(func, ref)}"
 
+    def global_definition(self, name: str) -> str:
+        """What follows `@name = ` on global `name`'s line (linkage, type, initializer...)."""
+        return self.lines[self.global_lines[name]].split(" = ", 1)[1]
+
     def is_constant_global(self, name: str) -> bool:
         """True for a global defined with `constant` (string literals, const tables)."""
-        ln = self.lines[self.global_lines[name]]
-        m = re.search(r"\b(global|constant)\b", ln.split(" = ", 1)[1])
+        m = re.search(r"\b(global|constant)\b", self.global_definition(name))
         return bool(m and m.group(1) == "constant")
 
     def has_type(self, name: str) -> bool:

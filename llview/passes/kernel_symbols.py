@@ -126,10 +126,10 @@ def _check_global_initializers(view: ModuleView, ctx: PassContext,
     found: set[str] = set()
     if ref_re is None:
         return found
-    for name, line in view.global_lines.items():
+    for name in view.global_lines:
         if view.global_declared.get(name, False):
             continue
-        init = re.sub(r'"[^"]*"', '""', view.lines[line].split(" = ", 1)[1])
+        init = re.sub(r'"[^"]*"', '""', view.global_definition(name))
         for m in ref_re.finditer(init):
             symbol = _symbol_name(m.group(0))
             found.add(symbol)
