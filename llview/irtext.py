@@ -705,7 +705,8 @@ class ModuleView:
         if inst.opcode not in ("load", "store"):
             raise ValueError(f"no pointer operand to replace in {inst.opcode}")
         line = self.current(inst.line)
-        at = line.index(f"{inst.opcode} ") + len(inst.opcode) + 1
+        result = _RESULT_RE.match(line)   # (a value may be named %load)
+        at = (result.end() if result else len(line) - len(line.lstrip())) + len(inst.opcode) + 1
         parts = split_top(line[at:])
         pointer_type, after = split_type(parts[1])  # `T value, ptr %p, ...` in both
         old, tail = parse_value(after)
@@ -718,8 +719,7 @@ class ModuleView:
         outside string literals) or a constant's exact text."""
         line = self.current(inst.line)
         if old.startswith("@"):
-            pattern = re.compile(re.escape(old) + r"(?![-\w.$])")
-            line = outside_quotes_sub(pattern, lambda _m: new, line)
+            line = outside_quotes_sub(_whole_name(old), lambda _m: new, line)
         else:
             line = line.replace(old, new)
         self.replace_line(inst.line, line)
@@ -801,11 +801,11 @@ class ModuleView:
     def rename(self, old: str, new: str) -> None:
         """Rename global or function `old` to `new` everywhere it is named (not inside string
         literals or metadata)."""
-        old_ref = global_ref(old)
-        pattern = re.compile(re.escape(old_ref) + r"(?![-\w.$])")
-        new_ref = global_ref(new)
+        old_ref, new_ref = global_ref(old), global_ref(new)
+        pattern = _whole_name(old_ref)
         for i, ln in enumerate(self.lines):
-            if old_ref in ln and not ln.startswith("!") and self.replace.get(i, "") is not None:
+            deleted = i in self.replace and self.replace[i] is None
+            if old_ref in ln and not ln.startswith("!") and not deleted:
                 self.replace_line(i, outside_quotes_sub(pattern, lambda _m: new_ref,
                                                         self.current(i)))
 
@@ -828,6 +828,11 @@ class ModuleView:
             out.extend(self.added_top)
         out.extend(self.added_globals)
         return "\n".join(out) + "\n"
+
+
+def _whole_name(ref: str) -> re.Pattern[str]:
+    """Global reference `ref` (@x) as a whole name, not the start of @x2 or @x.y."""
+    return re.compile(re.escape(ref) + r"(?![-\w.$])")
 
 
 def _md_ref(text: str, field_name: str) -> str | None:

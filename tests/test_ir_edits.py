@@ -20,6 +20,7 @@ MODULE = HEADER + """
 define float @f(ptr %p, i1 %c) {
 entry:
   %v = load volatile i32, ptr %p, align 4
+  %load = load i32, ptr %p, align 4
   store atomic i32 %v, ptr %p seq_cst, align 4
   %n = tail call i64 @strlen(ptr noundef nonnull %p) #0
   %s = add i32 %v, 1
@@ -60,11 +61,12 @@ def test_replace_pointer_operand_of_load_and_store_keeps_flags() -> None:
     view = _view()
     load, store = _inst(view, "%v"), _inst(view, "store")
     assert view.replace_pointer_operand(load, "%q") == "%p"
+    assert view.replace_pointer_operand(_inst(view, "%load"), "%q") == "%p"
     assert view.replace_pointer_operand(store, "%q") == "%p"
     view.insert_instruction(load, "getelementptr i8, ptr %p, i64 8", name="%q")
     text = _rendered(view)
     assert "  %q = getelementptr i8, ptr %p, i64 8\n  %v = load volatile i32, ptr %q, align 4\n" \
-        in text
+        "  %load = load i32, ptr %q, align 4\n" in text
     assert "  store atomic i32 %v, ptr %q seq_cst, align 4\n" in text
 
 
