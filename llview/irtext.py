@@ -3,13 +3,24 @@
 llvmlite can parse, verify and print a module but not edit it. A ModuleView
 parses IR text, prints it back in llvmlite's canonical form (one instruction
 per line, in the order the parsed module reports them), pairs every
-instruction of the parsed module with its line, and collects edits (lines
-inserted before a line, lines replaced or deleted, module-level lines added).
+instruction of the parsed module with its line, and collects edits.
 render() applies the edits and returns new IR text, which the pipeline parses
 and verifies again before the next pass.
 
+The edits are ModuleView's one editing layer, the only code that cuts IR
+text; passes say what to change and never split a line themselves:
+    instructions  insert_instruction, insert_call, insert_at_entry,
+                  replace_with_call, replace_call (+ call_arguments),
+                  replace_pointer_operand, replace_operand,
+                  replace_phi_incoming (+ phi_incoming), delete,
+                  delete_debug_records
+    module        add_type, add_global, add_declaration, remove_global,
+                  remove_declaration, rename
+    lines         insert_before, replace_line, current (what the rest is
+                  built on; still there for passes written against them)
+
 Also here: small bracket- and quote-aware scanners for the pieces of LLVM
-assembly the passes rewrite (typed values, constant expressions, call
+assembly the editing layer reads (typed values, constant expressions, call
 argument lists) and the reading of DILocation chains for source locations.
 """
 
@@ -240,6 +251,18 @@ def call_args_span(line: str, callee: str) -> tuple[int, int]:
     return open_at + 1, match_close(line, open_at)
 
 
+def aggregate_elements(value: str) -> tuple[list[str], bool]:
+    """The typed elements of a constant aggregate ({...}, <{...}>, [...], <...>) and whether it
+    is a vector."""
+    if value.startswith("<{"):
+        return split_top(value[2:-2]), False
+    return split_top(value[1:-1]), value.startswith("<")
+
+
+def _call_text(returns: str, callee: str, args: list[str]) -> str:
+    return f"call {returns} {callee}({', '.join(args)})"
+
+
 def outside_quotes_sub(pattern: re.Pattern[str], repl, line: str) -> str:
     """re.sub applied only to the parts of `line` outside double quotes."""
     pieces = line.split('"')
@@ -262,6 +285,7 @@ class Block:
 
 
 _CALL_PREFIXES = ("tail", "musttail", "notail")
+_FAST_MATH_FLAGS = ("nnan", "ninf", "nsz", "arcp", "contract", "afn", "reassoc", "fast")
 _CALLEE_RE = re.compile(r"\s(" + IDENT_RE + r")\(")
 
 
@@ -410,7 +434,7 @@ class ModuleView:
         self.added_top: list[str] = []     # types (emitted before everything else)
         self.added_globals: list[str] = []
         self._next_md: int | None = None
-        self.runtime_declared: set[str] = set()   # runtime functions a pass declared already
+        self.added_declarations: set[str] = set()   # functions add_declaration() was asked for
         self._pair_lines()
         self.source_filename = self._source_filename()
 
@@ -499,10 +523,13 @@ class ModuleView:
     def typed_text(self, func: Function, ref: llvm.ValueRef) -> str:
         return f"{ref.type} {self.value_text(func, ref)}"
 
+    def global_definition(self, name: str) -> str:
+        """What follows `@name = ` on global `name`'s line (linkage, type, initializer...)."""
+        return self.lines[self.global_lines[name]].split(" = ", 1)[1]
+
     def is_constant_global(self, name: str) -> bool:
         """True for a global defined with `constant` (string literals, const tables)."""
-        ln = self.lines[self.global_lines[name]]
-        m = re.search(r"\b(global|constant)\b", ln.split(" = ", 1)[1])
+        m = re.search(r"\b(global|constant)\b", self.global_definition(name))
         return bool(m and m.group(1) == "constant")
 
     def has_type(self, name: str) -> bool:
@@ -597,7 +624,11 @@ class ModuleView:
         self.added_globals.append(f"{ref} = {text}")
         return ref
 
-    # -- edits --
+    # -- edits: the one place IR text is cut ------------------------------------------------
+    #
+    # Passes change the module only through the methods below; each reads the line as this
+    # pass left it so far (current()), so edits of one instruction compose. The first three
+    # are the line-level primitives the others are made of (and an API passes may still use).
 
     def insert_before(self, line: int, new_lines: list[str], first: bool = False) -> None:
         """Insert lines before `line` (after earlier insertions, or ahead of them if first)."""
@@ -616,6 +647,167 @@ class ModuleView:
         if text is None:
             raise ValueError(f"line {line} was deleted")
         return text
+
+    # instructions
+
+    def insert_instruction(self, before: Inst, text: str, *, name: str | None = None,
+                           dbg_from: Inst | None = None) -> str | None:
+        """Insert `name = text` ahead of `before`, with `dbg_from`'s debug location if given;
+        return `name`."""
+        head = f"  {name} = " if name else "  "
+        tail = self.dbg_suffix(dbg_from) if dbg_from is not None else ""
+        self.insert_before(before.line, [head + text + tail])
+        return name
+
+    def insert_at_entry(self, func: Function, texts: list[str]) -> None:
+        """Instructions (`%x = ...` without indentation) that run first in `func`, ahead of
+        anything else inserted there."""
+        self.insert_before(func.blocks[0].insts[0].line, ["  " + t for t in texts], first=True)
+
+    def insert_call(self, before: Inst, returns: str, callee: str, args: list[str], *,
+                    name: str | None = None) -> str | None:
+        """Insert `[name =] call returns callee(args)` ahead of `before`, at its debug location;
+        return `name`."""
+        return self.insert_instruction(before, _call_text(returns, callee, args), name=name,
+                                       dbg_from=before)
+
+    def replace_with_call(self, inst: Inst, returns: str, callee: str, args: list[str], *,
+                          name: str | None = None) -> None:
+        """Replace `inst` by `[name =] call returns callee(args)` at its debug location."""
+        head = f"  {name} = " if name else "  "
+        self.replace_line(inst.line, head + _call_text(returns, callee, args)
+                          + self.dbg_suffix(inst))
+
+    def call_arguments(self, inst: Inst) -> list[str]:
+        """The typed arguments of direct call `inst` (`ptr noundef %a`, ...)."""
+        line = self.current(inst.line)
+        start, end = call_args_span(line, self._callee_ref(inst))
+        return split_top(line[start:end])
+
+    def replace_call(self, inst: Inst, callee: str, args: list[str]) -> None:
+        """Make direct call `inst` call `callee` with typed `args`; its result, attributes and
+        metadata stay."""
+        line = self.current(inst.line)
+        old = self._callee_ref(inst)
+        start, end = call_args_span(line, old)
+        self.replace_line(inst.line, f"{line[:start - 1 - len(old)]}{callee}({', '.join(args)})"
+                                     f"{line[end + 1:]}")
+
+    def _callee_ref(self, inst: Inst) -> str:
+        name = inst.direct_callee()
+        if name is None:
+            raise ValueError(f"not a direct call: {inst.text!r}")
+        return global_ref(name)
+
+    def replace_pointer_operand(self, inst: Inst, new_value: str) -> str:
+        """Make load or store `inst` access `new_value` (its type and flags stay); return the
+        pointer it accessed."""
+        if inst.opcode not in ("load", "store"):
+            raise ValueError(f"no pointer operand to replace in {inst.opcode}")
+        line = self.current(inst.line)
+        result = _RESULT_RE.match(line)   # (a value may be named %load)
+        at = (result.end() if result else len(line) - len(line.lstrip())) + len(inst.opcode) + 1
+        parts = split_top(line[at:])
+        pointer_type, after = split_type(parts[1])  # `T value, ptr %p, ...` in both
+        old, tail = parse_value(after)
+        parts[1] = f"{pointer_type} {new_value}" + (f" {tail}" if tail else "")
+        self.replace_line(inst.line, line[:at] + ", ".join(parts))
+        return old
+
+    def replace_operand(self, inst: Inst, old: str, new: str) -> None:
+        """Replace every use of value `old` in `inst`: a global (`@x`, whole names only,
+        outside string literals) or a constant's exact text."""
+        line = self.current(inst.line)
+        if old.startswith("@"):
+            line = outside_quotes_sub(_whole_name(old), lambda _m: new, line)
+        else:
+            line = line.replace(old, new)
+        self.replace_line(inst.line, line)
+
+    def phi_incoming(self, inst: Inst) -> tuple[str, list[str]]:
+        """The type of phi `inst` and its incoming values, in the order of incoming_blocks."""
+        _, ty, incoming, _ = self._phi_parts(inst)
+        return ty, [value for value, _ in incoming]
+
+    def replace_phi_incoming(self, inst: Inst, values: list[str]) -> None:
+        """Give phi `inst` new incoming values (one per incoming block, in order)."""
+        head, ty, incoming, metadata = self._phi_parts(inst)
+        pairs = [f"[ {v}, {label} ]" for v, (_, label) in zip(values, incoming, strict=True)]
+        self.replace_line(inst.line, f"{head}{ty} " + ", ".join(pairs + metadata))
+
+    def _phi_parts(self, inst: Inst) -> tuple[str, str, list[tuple[str, str]], list[str]]:
+        """(`  %x = phi [flags ]`, type, [(value, label)], trailing metadata parts)."""
+        line = self.current(inst.line)
+        head, rest = line.split(" = phi ", 1)
+        head += " = phi "
+        words = rest.split(" ")
+        while words and words[0] in _FAST_MATH_FLAGS:
+            head += words.pop(0) + " "
+        ty, rest = split_type(" ".join(words))
+        incoming: list[tuple[str, str]] = []
+        metadata: list[str] = []
+        for part in split_top(rest):
+            if part.startswith("["):
+                value, label = split_top(part[1:-1].strip())
+                incoming.append((value, label))
+            else:
+                metadata.append(part)
+        return head, ty, incoming, metadata
+
+    def delete(self, inst: Inst) -> None:
+        self.replace_line(inst.line, None)
+
+    def delete_debug_records(self, naming: re.Pattern[str]) -> None:
+        """Drop the #dbg_ records whose text `naming` matches (they may not name a global
+        that is going away)."""
+        for i, ln in enumerate(self.lines):
+            if ln.lstrip().startswith("#dbg_") and naming.search(ln):
+                self.replace_line(i, None)
+
+    # module level
+
+    def add_type(self, name: str, body: str) -> None:
+        """Define type `name` (`%struct.x`) as `body` unless the module has it."""
+        if not self.has_type(name) and not any(t.startswith(name + " = type ")
+                                               for t in self.added_top):
+            self.added_top.append(f"{name} = type {body}")
+
+    def add_global(self, text: str) -> None:
+        """A module-level line after everything else: a global, a declaration, metadata."""
+        self.added_globals.append(text)
+
+    def add_declaration(self, name: str, declaration: str) -> str:
+        """`declaration` (`declare ... @name(...)`) unless the module has function `name`
+        (declared, defined or added); return @name."""
+        if name not in self.added_declarations:
+            self.added_declarations.add(name)
+            if name not in self.declarations and name not in self.defined_functions:
+                self.add_global(declaration)
+        return "@" + name
+
+    def remove_global(self, name: str) -> None:
+        """Delete the definition or declaration of global variable `name`."""
+        self.replace_line(self.global_lines[name], None)
+
+    def remove_declaration(self, name: str) -> None:
+        """Delete the `declare` line of function `name`."""
+        ref = global_ref(name) + "("
+        line = next((i for i, ln in enumerate(self.lines)
+                     if ln.startswith("declare ") and ref in ln), None)
+        if line is None:
+            raise ValueError(f"no declaration of {name}")
+        self.replace_line(line, None)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename global or function `old` to `new` everywhere it is named (not inside string
+        literals or metadata)."""
+        old_ref, new_ref = global_ref(old), global_ref(new)
+        pattern = _whole_name(old_ref)
+        for i, ln in enumerate(self.lines):
+            deleted = i in self.replace and self.replace[i] is None
+            if old_ref in ln and not ln.startswith("!") and not deleted:
+                self.replace_line(i, outside_quotes_sub(pattern, lambda _m: new_ref,
+                                                        self.current(i)))
 
     def render(self) -> str:
         out: list[str] = []
@@ -636,6 +828,11 @@ class ModuleView:
             out.extend(self.added_top)
         out.extend(self.added_globals)
         return "\n".join(out) + "\n"
+
+
+def _whole_name(ref: str) -> re.Pattern[str]:
+    """Global reference `ref` (@x) as a whole name, not the start of @x2 or @x.y."""
+    return re.compile(re.escape(ref) + r"(?![-\w.$])")
 
 
 def _md_ref(text: str, field_name: str) -> str | None:

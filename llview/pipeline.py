@@ -22,12 +22,19 @@ from llview.irtext import IRError, ModuleView, c_string
 from llview.passes import PASSES
 from llview.passes.context import CompileError, Diagnostic, PassContext, PassStats
 from llview.paths import LlviewError
+from llview.runtime_abi import (
+    KERNEL_RELEASE,
+    SITE_COUNT,
+    SITE_STRUCT,
+    SITE_TABLE,
+    runtime_abi,
+    struct_type_name,
+)
 
 __all__ = ["PASS_NAMES", "CompileError", "Diagnostic", "PassStats", "run_passes"]
 
 PASS_NAMES: list[str] = list(PASSES)
-SITE_TYPE = "%struct.__llview_site"
-KERNEL_RELEASE = "__llview_kernel_release"  # llview_rt.h
+SITE_TYPE = struct_type_name(SITE_STRUCT)
 
 
 def run_passes(ir_text: str, *, supplied: set[str], passes: list[str] | None = None,
@@ -62,8 +69,7 @@ def run_passes(ir_text: str, *, supplied: set[str], passes: list[str] | None = N
     all_stats.append(_emit_sites(view, ctx))
     if kernel_release:
         literal, size = c_string(kernel_release)
-        view.added_globals.append(f"@{KERNEL_RELEASE} = constant [{size} x i8] {literal}, "
-                                  "align 1")
+        view.add_global(f"@{KERNEL_RELEASE} = constant [{size} x i8] {literal}, align 1")
     view = _hand_off(view, verify, "after emitting the site table")
     return str(view.module), all_stats
 
@@ -79,12 +85,11 @@ def _hand_off(view: ModuleView, verify: bool, when: str) -> ModuleView:
 
 def _emit_sites(view: ModuleView, ctx: PassContext) -> PassStats:
     """The site table: where each instrumented operation sits in the IDS source."""
-    if "__llview_sites" in view.global_lines:
+    if SITE_TABLE in view.global_lines:
         raise CompileError([Diagnostic(view.source_filename, 0, 0,
-                                       "module already has @__llview_sites: it was processed "
+                                       f"module already has @{SITE_TABLE}: it was processed "
                                        "by llview before")])
-    if not view.has_type(SITE_TYPE):
-        view.added_top.append(f"{SITE_TYPE} = type {{ ptr, i32, i32 }}")
+    view.add_type(SITE_TYPE, runtime_abi().struct_body(SITE_STRUCT))
     file_refs: dict[str, str] = {}
     entries = []
     for file, line, column in ctx.sites:
@@ -93,13 +98,13 @@ def _emit_sites(view: ModuleView, ctx: PassContext) -> PassStats:
             ref = f"@__llview_site_file.{len(file_refs)}"
             file_refs[file] = ref
             literal, size = c_string(file)
-            view.added_globals.append(
+            view.add_global(
                 f"{ref} = private unnamed_addr constant [{size} x i8] {literal}, align 1")
         entries.append(f"{SITE_TYPE} {{ ptr {ref}, i32 {line}, i32 {column} }}")
     array = f"[{len(entries)} x {SITE_TYPE}]"
     init = "[" + ", ".join(entries) + "]" if entries else "zeroinitializer"
-    view.added_globals.append(f"@__llview_sites = constant {array} {init}, align 8")
-    view.added_globals.append(f"@__llview_nsites = constant i32 {len(entries)}, align 4")
+    view.add_global(f"@{SITE_TABLE} = constant {array} {init}, align 8")
+    view.add_global(f"@{SITE_COUNT} = constant i32 {len(entries)}, align 4")
     return PassStats("sites", {"sites": len(entries), "source files": len(file_refs)})
 
 

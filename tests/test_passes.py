@@ -13,9 +13,9 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import pytest
 
-from llview.passes.context import RUNTIME_DECLS
 from llview.paths import LlviewError
 from llview.pipeline import PASS_NAMES, CompileError, Diagnostic, PassStats, run_passes
+from llview.runtime_abi import runtime_abi
 
 IR_DIR = Path(__file__).parent / "ir"
 CLANG_FIXTURE = IR_DIR / "clang_pslist.ll"
@@ -177,7 +177,7 @@ def test_live_clang_compile_links_only_against_the_runtime(tmp_path: Path) -> No
     nm = subprocess.run(["llvm-nm-19", "--undefined-only", "--format=just-symbols", str(obj)],
                         capture_output=True, text=True, check=True)
     undefined = set(nm.stdout.split())
-    allowed = SUPPLIED | set(RUNTIME_DECLS) | {"memcpy", "memmove", "memset",
+    allowed = SUPPLIED | set(runtime_abi().functions) | {"memcpy", "memmove", "memset",
                                                   "_GLOBAL_OFFSET_TABLE_"}
     assert undefined <= allowed, f"undefined symbols outside the runtime: {undefined - allowed}"
     assert "__llview_load" in undefined

@@ -1,5 +1,6 @@
 """State shared by llview's IR passes: diagnostics, per-pass statistics, the site table,
-fresh value names and the declarations of the runtime functions the passes call."""
+fresh value names and the declarations of the runtime functions the passes call (taken from
+llview_rt.h by llview.runtime_abi)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass, field
 
 from llview.irtext import Inst, Location, ModuleView
 from llview.paths import LlviewError
+from llview.runtime_abi import KSYM_TABLE as KSYM_TABLE  # (the passes import it from here)
+from llview.runtime_abi import runtime_abi
 
 
 @dataclass
@@ -43,24 +46,7 @@ class CompileError(LlviewError):
         super().__init__("\n".join(str(d) for d in diagnostics))
 
 
-# The runtime functions the passes call, declared once per module (llview_rt.h has the C side).
-RUNTIME_DECLS = {
-    "__llview_load": "declare ptr @__llview_load(ptr, i64, i32)",
-    "__llview_store_check": "declare void @__llview_store_check(ptr, i32)",
-    "__llview_walk": "declare void @__llview_walk(ptr, ptr, i32)",
-    "__llview_footprint": "declare void @__llview_footprint(ptr, ptr)",
-    "__llview_memcpy": "declare ptr @__llview_memcpy(ptr, ptr, i64, i32)",
-    "__llview_memmove": "declare ptr @__llview_memmove(ptr, ptr, i64, i32)",
-    "__llview_memset": "declare ptr @__llview_memset(ptr, i32, i64, i32)",
-    "__llview_memcmp": "declare i32 @__llview_memcmp(ptr, ptr, i64, i32)",
-    "__llview_strlen": "declare i64 @__llview_strlen(ptr, i32)",
-    "__llview_strnlen": "declare i64 @__llview_strnlen(ptr, i64, i32)",
-    "__llview_strcmp": "declare i32 @__llview_strcmp(ptr, ptr, i32)",
-    "__llview_strncmp": "declare i32 @__llview_strncmp(ptr, ptr, i64, i32)",
-}
-
 RUNTIME_PREFIX = "__llview_"
-KSYM_TABLE = "__llview_ksyms"
 KSYM_VALUE_PREFIX = "llview.ksym."   # %llview.ksym.<name>: a kernel symbol's run-time address
 
 
@@ -103,12 +89,9 @@ class PassContext:
         return f"%llview.{tag}.{n}"
 
     def declare(self, view: ModuleView, name: str) -> str:
-        """Make sure runtime function `name` is declared in the module; return @name."""
-        if name not in view.runtime_declared:
-            view.runtime_declared.add(name)
-            if name not in view.declarations and name not in view.defined_functions:
-                view.added_globals.append(RUNTIME_DECLS[name])
-        return "@" + name
+        """Make sure runtime function `name` is declared in the module, as llview_rt.h states
+        it; return @name."""
+        return view.add_declaration(name, runtime_abi().declaration(name))
 
     def is_supplied(self, name: str) -> bool:
         return name in self.supplied or name.startswith(RUNTIME_PREFIX)

@@ -7,14 +7,11 @@ main, or whose main takes arguments, gets a diagnostic.
 
 from __future__ import annotations
 
-import re
-
-from llview.irtext import ModuleView, outside_quotes_sub
+from llview.irtext import ModuleView
 from llview.passes.context import PassContext, PassStats
+from llview.runtime_abi import IDS_MAIN, runtime_abi
 
 NAME = "entry"
-IDS_MAIN = "__llview_ids_main"
-_MAIN_REF = re.compile(r"@main(?![-\w.$])")
 
 
 def run(view: ModuleView, ctx: PassContext) -> PassStats:
@@ -28,14 +25,11 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
         ctx.error(view, None, "the IDS program has no 'int main(void)' (its entry point)")
         return stats
     ftype = str(main.ref.global_value_type)
-    if not re.fullmatch(r"i32 \(\)", ftype):
+    if ftype != runtime_abi().function(IDS_MAIN).function_type:  # what the runtime calls
         ctx.error(view, view.function_location(main),
                   f"the IDS entry point must be 'int main(void)' (found '{ftype}'): llview's "
                   "runtime owns the process's arguments and options")
         return stats
-    for i, ln in enumerate(view.lines):
-        if "@main" in ln and not ln.startswith("!"):
-            view.replace_line(i, outside_quotes_sub(_MAIN_REF, lambda _m: "@" + IDS_MAIN,
-                                                    view.current(i)))
+    view.rename("main", IDS_MAIN)
     stats.count("main renamed")
     return stats

@@ -76,7 +76,7 @@ def _direct(view: ModuleView, ctx: PassContext, inst: Inst, name: str, stats: Pa
         stats.skip("defined in the IDS")   # its own code, instrumented like the rest
     elif name.startswith("llvm."):
         if name.startswith(_DROPPED_INTRINSICS):
-            view.replace_line(inst.line, None)
+            view.delete(inst)
             stats.count("prefetches dropped")
         elif name.startswith(UNINSTRUMENTABLE_INTRINSICS):
             ctx.error(view, inst, f"LLVM intrinsic '{name}' accesses memory in a way llview "
@@ -101,7 +101,7 @@ def _inline_asm(view: ModuleView, ctx: PassContext, inst: Inst, asm_text: str,
     if template.strip() == "":
         if inst.name is None and inst.opcode == "call" and \
                 not list(inst.ref.operands)[:-1]:
-            view.replace_line(inst.line, None)   # barrier(): a compiler-only fence
+            view.delete(inst)   # barrier(): a compiler-only fence
             stats.count("empty asm barriers dropped")
         else:
             stats.skip("empty asm with operands (a no-op)")

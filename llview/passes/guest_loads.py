@@ -23,24 +23,25 @@ import re
 
 import llvmlite.binding as llvm
 
-from llview.irtext import Inst, ModuleView, call_args_span, global_ref, parse_value, split_top
-from llview.irtext import split_type as split_typed
+from llview.irtext import Inst, ModuleView
 from llview.passes.context import PassContext, PassStats
 from llview.passes.pointers import PointerAnalysis
+from llview.runtime_abi import RuntimeFunction, runtime_abi
 
 NAME = "guest_loads"
 
-# libc-named functions the kernel headers declare -> (runtime replacement, expected IR type)
+# libc-named functions the kernel headers declare -> their runtime replacement, which takes the
+# same arguments and a site (the type the IDS's declaration must have is read from llview_rt.h)
 STRING_FUNCTIONS = {
-    "strlen": ("__llview_strlen", "i64 (ptr)"),
-    "strnlen": ("__llview_strnlen", "i64 (ptr, i64)"),
-    "strcmp": ("__llview_strcmp", "i32 (ptr, ptr)"),
-    "strncmp": ("__llview_strncmp", "i32 (ptr, ptr, i64)"),
-    "memcmp": ("__llview_memcmp", "i32 (ptr, ptr, i64)"),
-    "bcmp": ("__llview_memcmp", "i32 (ptr, ptr, i64)"),
-    "memcpy": ("__llview_memcpy", "ptr (ptr, ptr, i64)"),
-    "memmove": ("__llview_memmove", "ptr (ptr, ptr, i64)"),
-    "memset": ("__llview_memset", "ptr (ptr, i32, i64)"),
+    "strlen": "__llview_strlen",
+    "strnlen": "__llview_strnlen",
+    "strcmp": "__llview_strcmp",
+    "strncmp": "__llview_strncmp",
+    "memcmp": "__llview_memcmp",
+    "bcmp": "__llview_memcmp",
+    "memcpy": "__llview_memcpy",
+    "memmove": "__llview_memmove",
+    "memset": "__llview_memset",
 }
 _DEREFERENCEABLE = re.compile(r" dereferenceable(?:_or_null)?\([0-9]+\)")
 
@@ -91,19 +92,11 @@ def _load(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis,
         ctx.error(view, inst, f"load through '{pointer.type}' (a per-CPU or other special "
                               "address space) cannot run outside the kernel")
         return
-    line = view.current(inst.line)
-    head, rest = line.split(" = load ", 1)
-    parts = split_top(rest)
-    ptr_type, after = split_typed(parts[1])
-    old, tail = parse_value(after)
     fetched = ctx.fresh("g")
-    parts[1] = f"{ptr_type} {fetched}" + (f" {tail}" if tail else "")
-    size = store_size(inst.ref.type, target)
-    site = ctx.site(view, inst)
-    view.insert_before(inst.line, [
-        f"  {fetched} = call ptr {ctx.declare(view, '__llview_load')}(ptr {old}, i64 {size}, "
-        f"i32 {site}){view.dbg_suffix(inst)}"])
-    view.replace_line(inst.line, f"{head} = load " + ", ".join(parts))
+    old = view.replace_pointer_operand(inst, fetched)
+    view.insert_call(inst, "ptr", ctx.declare(view, "__llview_load"),
+                     [f"ptr {old}", f"i64 {store_size(inst.ref.type, target)}",
+                      f"i32 {ctx.site(view, inst)}"], name=fetched)
     stats.count("loads instrumented")
     if where.kind == "kernel":
         stats.count("loads from kernel symbols")
@@ -118,9 +111,7 @@ def _length_i64(view: ModuleView, ctx: PassContext, inst: Inst, ref: llvm.ValueR
         return text
     if ref.value_kind == llvm.ValueKind.constant_int:
         return str(ref.get_constant_value(signed_int=extend == "sext"))
-    wide = ctx.fresh("n")
-    view.insert_before(inst.line, [f"  {wide} = {extend} {ty} {text} to i64"])
-    return wide
+    return view.insert_instruction(inst, f"{extend} {ty} {text} to i64", name=ctx.fresh("n"))
 
 
 def _transfer(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis, inst: Inst,
@@ -135,11 +126,10 @@ def _transfer(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis, ins
     n = _length_i64(view, ctx, inst, length)
     site = ctx.site(view, inst)
     callee = ctx.declare(view, f"__llview_{kind}")
-    result = ctx.fresh("r")
-    view.replace_line(inst.line,
-                      f"  {result} = call ptr {callee}(ptr {view.value_text(inst.func, dst)}, "
-                      f"ptr {view.value_text(inst.func, src)}, i64 {n}, i32 {site})"
-                      f"{view.dbg_suffix(inst)}")
+    view.replace_with_call(inst, "ptr", callee,
+                           [f"ptr {view.value_text(inst.func, dst)}",
+                            f"ptr {view.value_text(inst.func, src)}", f"i64 {n}", f"i32 {site}"],
+                           name=ctx.fresh("r"))
     stats.count(f"{kind}s redirected")
 
 
@@ -152,32 +142,32 @@ def _memset(view: ModuleView, ctx: PassContext, pointers: PointerAnalysis, inst:
     if value.value_kind == llvm.ValueKind.constant_int:
         byte = str(value.get_constant_value() & 0xFF)
     else:
-        byte = ctx.fresh("c")
-        view.insert_before(inst.line, [
-            f"  {byte} = zext i8 {view.value_text(inst.func, value)} to i32"])
+        byte = view.insert_instruction(
+            inst, f"zext i8 {view.value_text(inst.func, value)} to i32", name=ctx.fresh("c"))
     n = _length_i64(view, ctx, inst, length)
     site = ctx.site(view, inst)
-    result = ctx.fresh("r")
-    view.replace_line(inst.line,
-                      f"  {result} = call ptr {ctx.declare(view, '__llview_memset')}"
-                      f"(ptr {view.value_text(inst.func, dst)}, i32 {byte}, i64 {n}, "
-                      f"i32 {site}){view.dbg_suffix(inst)}")
+    view.replace_with_call(inst, "ptr", ctx.declare(view, "__llview_memset"),
+                           [f"ptr {view.value_text(inst.func, dst)}", f"i32 {byte}",
+                            f"i64 {n}", f"i32 {site}"], name=ctx.fresh("r"))
     stats.count("memsets redirected")
 
 
 def _string_call(view: ModuleView, ctx: PassContext, inst: Inst, name: str,
                  stats: PassStats) -> None:
-    replacement, expected = STRING_FUNCTIONS[name]
+    replacement = STRING_FUNCTIONS[name]
+    expected = _without_site(runtime_abi().function(replacement))
     declared = str(view.declarations[name].global_value_type)
     if declared != expected:
         ctx.error(view, inst, f"'{name}' is declared as '{declared}', not the C library's "
                               f"'{expected}'; llview cannot redirect it to guest-safe code")
         return
-    line = view.current(inst.line)
-    start, end = call_args_span(line, global_ref(name))
-    args = _DEREFERENCEABLE.sub("", line[start:end])
+    args = [_DEREFERENCEABLE.sub("", a) for a in view.call_arguments(inst)]
     site = ctx.site(view, inst)
-    callee = ctx.declare(view, replacement)
-    head = line[:start - 1 - len(global_ref(name))]
-    view.replace_line(inst.line, f"{head}{callee}({args}, i32 {site}){line[end + 1:]}")
+    view.replace_call(inst, ctx.declare(view, replacement), [*args, f"i32 {site}"])
     stats.count("string calls redirected")
+
+
+def _without_site(runtime: RuntimeFunction) -> str:
+    """The C library function type a runtime string function stands in for: its own without
+    the trailing site argument."""
+    return f"{runtime.returns} ({', '.join(runtime.params[:-1])})"

@@ -30,14 +30,14 @@ import llvmlite.binding as llvm
 from llview.irtext import (
     BINARY_OPS,
     CAST_OPS,
+    Function,
     Inst,
     ModuleView,
     address,
+    aggregate_elements,
     c_string,
     global_ref,
-    outside_quotes_sub,
     parse_constexpr,
-    split_top,
     split_type,
 )
 from llview.passes.context import (
@@ -48,9 +48,10 @@ from llview.passes.context import (
     kernel_functions,
     kernel_globals,
 )
+from llview.runtime_abi import KSYM_COUNT, KSYM_STRUCT, runtime_abi, struct_type_name
 
 NAME = "kernel_symbols"
-KSYM_TYPE = "%struct.__llview_ksym"
+KSYM_TYPE = struct_type_name(KSYM_STRUCT)
 
 
 class _Unsupported(Exception):
@@ -71,24 +72,23 @@ def run(view: ModuleView, ctx: PassContext) -> PassStats:
     unresolvable = _check_global_initializers(view, ctx, ref_re)
     for func in view.functions:
         rewriter.rewrite_function(func)
-    for i, ln in enumerate(view.lines):  # debug records cannot name a symbol that is gone
-        if ln.lstrip().startswith("#dbg_") and ref_re is not None and ref_re.search(ln):
-            view.replace_line(i, None)
+    if ref_re is not None:
+        view.delete_debug_records(ref_re)   # they cannot name a symbol that is gone
 
     used = sorted(rewriter.used)
     array = _emit_table(view, used)
     slot = {name: k for k, name in enumerate(used)}
-    for entry_line, names in rewriter.entry_loads:
-        view.insert_before(entry_line, [
-            f"  {ksym_value(name)} = load ptr, ptr getelementptr inbounds ({array}, "
+    for func, names in rewriter.entry_loads:
+        view.insert_at_entry(func, [
+            f"{ksym_value(name)} = load ptr, ptr getelementptr inbounds ({array}, "
             f"ptr @{KSYM_TABLE}, i64 0, i64 {slot[name]}, i32 1), align 8"
-            for name in names], first=True)
+            for name in names])
     # The declarations go, except where a diagnosed use still needs them (the module stays valid)
     # and for functions the IDS also calls (forbidden_calls reports those).
     for name in data_symbols - unresolvable:
-        view.replace_line(view.global_lines[name], None)
+        view.remove_global(name)
     for name in (function_symbols & rewriter.used) - unresolvable - rewriter.called:
-        view.replace_line(_declare_line(view, name), None)
+        view.remove_declaration(name)
     stats.count("kernel symbols resolved", len(used))
     stats.count("uses rewritten", rewriter.uses)
     stats.count("constant expressions expanded", rewriter.expanded)
@@ -126,10 +126,10 @@ def _check_global_initializers(view: ModuleView, ctx: PassContext,
     found: set[str] = set()
     if ref_re is None:
         return found
-    for name, line in view.global_lines.items():
+    for name in view.global_lines:
         if view.global_declared.get(name, False):
             continue
-        init = re.sub(r'"[^"]*"', '""', view.lines[line].split(" = ", 1)[1])
+        init = re.sub(r'"[^"]*"', '""', view.global_definition(name))
         for m in ref_re.finditer(init):
             symbol = _symbol_name(m.group(0))
             found.add(symbol)
@@ -140,30 +140,20 @@ def _check_global_initializers(view: ModuleView, ctx: PassContext,
     return found
 
 
-def _declare_line(view: ModuleView, name: str) -> int:
-    prefix = "declare "
-    ref = global_ref(name) + "("
-    for i, ln in enumerate(view.lines):
-        if ln.startswith(prefix) and ref in ln:
-            return i
-    raise ValueError(f"no declaration of {name}")
-
-
 def _emit_table(view: ModuleView, used: list[str]) -> str:
     """Add the symbol table and its length; return the table's array type."""
-    if not view.has_type(KSYM_TYPE):
-        view.added_top.append(f"{KSYM_TYPE} = type {{ ptr, ptr }}")
+    view.add_type(KSYM_TYPE, runtime_abi().struct_body(KSYM_STRUCT))
     entries = []
     for k, name in enumerate(used):
         literal, size = c_string(name)
         string = f"@__llview_ksym_name.{k}"
-        view.added_globals.append(
+        view.add_global(
             f"{string} = private unnamed_addr constant [{size} x i8] {literal}, align 1")
         entries.append(f"{KSYM_TYPE} {{ ptr {string}, ptr null }}")
     array = f"[{len(used)} x {KSYM_TYPE}]"
     init = "[" + ", ".join(entries) + "]" if entries else "zeroinitializer"
-    view.added_globals.append(f"@{KSYM_TABLE} = global {array} {init}, align 8")
-    view.added_globals.append(f"@__llview_nksyms = constant i32 {len(used)}, align 4")
+    view.add_global(f"@{KSYM_TABLE} = global {array} {init}, align 8")
+    view.add_global(f"@{KSYM_COUNT} = constant i32 {len(used)}, align 4")
     return array
 
 
@@ -179,9 +169,9 @@ class _Rewriter:
         self.called: set[str] = set()
         self.uses = 0
         self.expanded = 0
-        self.entry_loads: list[tuple[int, list[str]]] = []  # (entry line, symbols to load there)
+        self.entry_loads: list[tuple[Function, list[str]]] = []  # symbols to load at entry
 
-    def rewrite_function(self, func) -> None:
+    def rewrite_function(self, func: Function) -> None:
         if self.ref_re is None:
             return
         used_here: set[str] = set()
@@ -202,7 +192,7 @@ class _Rewriter:
             if inst.opcode == "call":
                 self._note_callee(inst)
         if used_here:
-            self.entry_loads.append((func.blocks[0].insts[0].line, sorted(used_here)))
+            self.entry_loads.append((func, sorted(used_here)))
             self.used |= used_here
 
     def _note_callee(self, inst: Inst) -> None:
@@ -223,57 +213,33 @@ class _Rewriter:
             if kind in (llvm.ValueKind.global_variable, llvm.ValueKind.function):
                 text = global_ref(ref.name)
                 if self.ref_re.fullmatch(text):
-                    replacements[text] = self._lower("ptr", text, inst, inst.line, used, memo)
+                    replacements[text] = self._lower("ptr", text, inst, inst, used, memo)
             elif kind in (llvm.ValueKind.constant_expr, llvm.ValueKind.constant_array,
                           llvm.ValueKind.constant_struct, llvm.ValueKind.constant_vector):
                 ty, text = split_type(str(ref))
                 if self.ref_re.search(text) and text not in replacements:
-                    replacements[text] = self._lower(ty, text, inst, inst.line, used, memo)
-        line = self.view.current(inst.line)
-        for old in sorted(replacements, key=len, reverse=True):
-            new = replacements[old]
-            if old.startswith("@"):
-                pattern = re.compile(re.escape(old) + r"(?![-\w.$])")
-                line = outside_quotes_sub(pattern, lambda _m, new=new: new, line)
-            else:
-                line = line.replace(old, new)
+                    replacements[text] = self._lower(ty, text, inst, inst, used, memo)
+        for old in sorted(replacements, key=len, reverse=True):  # a longer text may hold a shorter
+            self.view.replace_operand(inst, old, replacements[old])
             self.uses += 1
-        self.view.replace_line(inst.line, line)
 
     def _rewrite_phi(self, inst: Inst, used: set[str], memo: dict) -> None:
         assert self.ref_re is not None
-        line = self.view.current(inst.line)
-        head, rest = line.split(" = phi ", 1)
-        words = rest.split(" ")
-        flags = []
-        while words and words[0] in ("nnan", "ninf", "nsz", "arcp", "contract", "afn",
-                                     "reassoc", "fast"):
-            flags.append(words.pop(0))
-        ty, rest = split_type(" ".join(words))
-        parts = split_top(rest)
+        ty, values = self.view.phi_incoming(inst)
         blocks = [inst.func.block_by_address[address(b)] for b in inst.ref.incoming_blocks]
-        new_parts = []
-        k = 0
-        for part in parts:
-            if not part.startswith("["):
-                new_parts.append(part)  # trailing metadata
-                continue
-            value, label = split_top(part[1:-1].strip())
+        for k, value in enumerate(values):
             if self.ref_re.search(value):
-                at = blocks[k].terminator.line
-                value = self._lower(ty, value, blocks[k].terminator, at, used, memo)
+                at = blocks[k].terminator
+                values[k] = self._lower(ty, value, at, at, used, memo)
                 self.uses += 1
-            new_parts.append(f"[ {value}, {label} ]")
-            k += 1
-        prefix = " ".join([*flags, ty])
-        self.view.replace_line(inst.line, f"{head} = phi {prefix} " + ", ".join(new_parts))
+        self.view.replace_phi_incoming(inst, values)
 
     # -- constants to instructions --
 
-    def _lower(self, ty: str, value: str, inst: Inst, at: int, used: set[str],
+    def _lower(self, ty: str, value: str, inst: Inst, at: Inst, used: set[str],
                memo: dict) -> str:
         """An SSA value equal to constant `value` (of type `ty`) with kernel symbols resolved,
-        computed by instructions inserted before line `at`."""
+        computed by instructions inserted before `at`, at the debug location of `inst`."""
         assert self.ref_re is not None
         if not self.ref_re.search(value):
             return value
@@ -281,10 +247,9 @@ class _Rewriter:
             name = _symbol_name(value)
             used.add(name)
             return ksym_value(name)
-        key = (at, value)
+        key = (at.line, value)
         if key in memo:
             return memo[key]
-        dbg = self.view.dbg_suffix(inst)
         if value[0] in "[{<":
             result = self._lower_aggregate(ty, value, inst, at, used, memo)
         else:
@@ -292,51 +257,43 @@ class _Rewriter:
                 expr = parse_constexpr(value)
             except ValueError:
                 raise _Unsupported(f"cannot resolve kernel symbol in constant '{value}'") from None
-            result = self.ctx.fresh("ce")
+            result = self.ctx.fresh("ce")   # named before its operands: numbering stays stable
             if expr.op == "getelementptr":
                 flags = " ".join(f for f in expr.flags if not f.startswith("inrange"))
                 args = [expr.operands[0]]
                 for typed in expr.operands[1:]:
                     t, v = split_type(typed)
                     args.append(f"{t} {self._lower(t, v, inst, at, used, memo)}")
-                text = f"{result} = getelementptr {flags} {', '.join(args)}".replace("  ", " ")
+                text = f"getelementptr {flags} {', '.join(args)}".replace("  ", " ")
             elif expr.op in CAST_OPS:
                 t, v = split_type(expr.operands[0])
-                text = (f"{result} = {expr.op} {t} {self._lower(t, v, inst, at, used, memo)} "
+                text = (f"{expr.op} {t} {self._lower(t, v, inst, at, used, memo)} "
                         f"to {expr.dest_type}")
             elif expr.op in BINARY_OPS:
                 (t, a), (_, b) = (split_type(x) for x in expr.operands)
                 flags = "".join(f + " " for f in expr.flags)
                 a = self._lower(t, a, inst, at, used, memo)
                 b = self._lower(t, b, inst, at, used, memo)
-                text = f"{result} = {expr.op} {flags}{t} {a}, {b}"
+                text = f"{expr.op} {flags}{t} {a}, {b}"
             else:
                 raise _Unsupported(f"cannot resolve kernel symbol in constant expression "
                                    f"'{expr.op}'")
-            self.view.insert_before(at, ["  " + text + dbg])
+            self.view.insert_instruction(at, text, name=result, dbg_from=inst)
             self.expanded += 1
         memo[key] = result
         return result
 
-    def _lower_aggregate(self, ty: str, value: str, inst: Inst, at: int, used: set[str],
+    def _lower_aggregate(self, ty: str, value: str, inst: Inst, at: Inst, used: set[str],
                          memo: dict) -> str:
-        if value.startswith("<{"):
-            inner, vector = value[2:-2], False
-        else:
-            inner, vector = value[1:-1], value.startswith("<")
-        current = "poison"
-        lines = []
-        for index, element in enumerate(split_top(inner)):
+        elements, vector = aggregate_elements(value)
+        lowered = []
+        for element in elements:   # the elements' own instructions first, then the inserts
             et, ev = split_type(element)
-            ev = self._lower(et, ev, inst, at, used, memo)
-            name = self.ctx.fresh("agg")
-            if vector:
-                lines.append(f"  {name} = insertelement {ty} {current}, {et} {ev}, i32 {index}")
-            else:
-                lines.append(f"  {name} = insertvalue {ty} {current}, {et} {ev}, {index}")
-            current = name
-        self.view.insert_before(at, lines)
+            lowered.append((et, self._lower(et, ev, inst, at, used, memo), self.ctx.fresh("agg")))
+        current = "poison"
+        for index, (et, ev, name) in enumerate(lowered):
+            insert = (f"insertelement {ty} {current}, {et} {ev}, i32 {index}" if vector
+                      else f"insertvalue {ty} {current}, {et} {ev}, {index}")
+            current = self.view.insert_instruction(at, insert, name=name)
         self.expanded += 1
         return current
-
-

@@ -68,8 +68,6 @@ def _guard(view: ModuleView, ctx: PassContext, inst: Inst, target: llvm.ValueRef
                               "address space) cannot run outside the kernel")
         return
     site = ctx.site(view, inst)
-    check = ctx.declare(view, "__llview_store_check")
-    view.insert_before(inst.line, [
-        f"  call void {check}(ptr {view.value_text(inst.func, target)}, i32 {site})"
-        f"{view.dbg_suffix(inst)}"])
+    view.insert_call(inst, "void", ctx.declare(view, "__llview_store_check"),
+                     [f"ptr {view.value_text(inst.func, target)}", f"i32 {site}"])
     stats.count("stores guarded at run time")
