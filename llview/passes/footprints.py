@@ -113,13 +113,10 @@ def _objects(view: ModuleView, ctx: PassContext, func: Function, nodes: set[int]
             while f"llview.footprint.{index}" in view.global_lines:
                 index += 1
             name = f"@llview.footprint.{index}"
-            view.added_globals.append(
-                f"{name} = private unnamed_addr constant [{len(words)} x i32] ["
-                + ", ".join(f"i32 {w}" for w in words) + "], align 4")
+            view.add_global(_int_array(name, words))
             call = found[0][0]
-            view.insert_before(call.line, [
-                f"  call void {ctx.declare(view, FOOTPRINT)}(ptr {_base_value(func, call)}, "
-                f"ptr {name}){view.dbg_suffix(call)}"], first=True)
+            view.insert_call(call, "void", ctx.declare(view, FOOTPRINT),
+                             [f"ptr {_base_value(func, call)}", f"ptr {name}"])
             stats.count("object footprints")
 
 
@@ -354,6 +351,11 @@ def merge_derefs(derefs: set[tuple[int, int, int]]) -> list[tuple[int, int, int]
     return out[:MAX_DEREFS]
 
 
+def _int_array(name: str, words: list[int]) -> str:
+    return (f"{name} = private unnamed_addr constant [{len(words)} x i32] ["
+            + ", ".join(f"i32 {w}" for w in words) + "], align 4")
+
+
 def describe(walk_ranges: list[tuple[int, int]], walk_derefs: list[tuple[int, int, int]],
              link: int) -> str:
     """The walk as --stats prints it: link, ranges and derefs as offsets from the node."""
@@ -372,14 +374,11 @@ def _emit(view: ModuleView, ctx: PassContext, walk: Walk, stats: PassStats) -> N
     while f"llview.walk.{index}" in view.global_lines:
         index += 1     # a module llview processed before (diagnosed at the end) has them
     name = f"@llview.walk.{index}"
-    view.added_globals.append(f"{name} = private unnamed_addr constant [{len(words)} x i32] ["
-                              + ", ".join(f"i32 {w}" for w in words) + "], align 4")
+    view.add_global(_int_array(name, words))
     call = walk.first_load
     first = view.value_text(call.func, next(iter(call.ref.operands)))
-    site = ctx.site(view, call)
-    view.insert_before(call.line, [
-        f"  call void {ctx.declare(view, WALK)}(ptr {first}, ptr {name}, i32 {site})"
-        f"{view.dbg_suffix(call)}"], first=True)
+    view.insert_call(call, "void", ctx.declare(view, WALK),
+                     [f"ptr {first}", f"ptr {name}", f"i32 {ctx.site(view, call)}"])
     loc = view.location(call)
     stats.count("list walks")
     stats.count(f"walk at {loc.file}:{loc.line}: {describe(ranges, derefs, walk.link)}")
