@@ -318,6 +318,35 @@ def test_sigterm_ends_cleanly(ids_binary, agent, key):
         ids.kill()
 
 
+def test_sigterm_during_a_scan_ends_after_it(ids_binary, key):
+    pages, symbols, _ = make_guest()
+    # the walk makes 3 READ requests (read-ahead 1: head, A, B/C pages ...), each 0.3 s late
+    with FakeAgent(key=key[0], pages=pages, symbols=symbols, delay=0.3) as fake:
+        ids = Lines(ids_binary, "walk", fake.url, key[1], "--interval", "0.1", "--json",
+                    "--read-ahead", "1")
+        try:
+            ids.until(is_scan)
+            time.sleep(0.4)  # into the second scan
+            ids.proc.send_signal(signal.SIGTERM)
+            rest = ids.until(is_scan)  # the scan under way still finishes, complete
+            assert [rec["addr"] for rec in rest[:-1]] == [hex(NODE_A), hex(NODE_B),
+                                                          hex(NODE_C)]
+            assert rest[-1]["scan"] == 2 and "error" not in rest[-1]
+            assert ids.proc.wait(timeout=10) == 0
+        finally:
+            ids.kill()
+    assert ids.out.empty() and ids.err == []
+
+
+def test_ids_return_value_under_interval(ids_binary, agent, key):
+    """A non-zero return from the IDS's main is reported per scan and ends nothing."""
+    r = run_ids(ids_binary, "status3", agent, key[1], "--interval", "0.05", "--count", "2",
+                "--json")
+    assert r.returncode == 0, r.stderr
+    scans = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(s["scan"], s["status"]) for s in scans] == [(1, 3), (2, 3)]
+
+
 def test_first_connection_failure_still_exits(ids_binary, key):
     with FakeAgent(key=key[0]) as fake:
         url = fake.url

@@ -64,7 +64,8 @@ void llview_symbolize_prefetch(const unsigned long *addrs, unsigned long n);
 /* Starts a new scan: cached guest pages are forgotten and the read budget
  * (--max-reads) is renewed. The runtime starts one before main; an IDS that
  * looks twice (to confirm a finding on a live guest, or to monitor) starts
- * the next one itself. */
+ * the next one itself. Under --interval the runtime runs main again for
+ * each scan (docs/longlived.md). */
 void llview_scan_begin(void);
 
 /* Name -> address in the running kernel (KASLR slide applied) for n names

@@ -39,7 +39,7 @@ static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport,
 
 static const char usage[] =
 	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--read-ahead N]\n"
-	"       [--timeout SEC] [--stats] [--interval SEC [--count N] [--changes]]\n"
+	"       [--timeout SEC] [--stats]\n"
 	"\n"
 	"An llview IDS program: reads the monitored kernel's memory through an agent.\n"
 	"\n"
@@ -54,16 +54,14 @@ static const char usage[] =
 	"  --timeout SEC    how long to wait for the agent (default %d)\n"
 	"  --stats          print requests, bytes, pages, hits and time to stderr at exit\n"
 	"  --help           this text\n"
-	"%s"
 	"\n"
 	"Exit status: the IDS's return value if non-zero, else 1 if it raised alerts,\n"
-	"else 0; 2 for errors (agent unreachable, unreadable guest memory, ...).\n"
-	"Under --interval: 2 if the last scan failed, else 1 if any scan raised an\n"
-	"alert, else 0.\n";
+	"else 0; 2 for errors (agent unreachable, unreadable guest memory, ...).\n";
 
+/* Printed after `usage`. */
 static const char usage_loop[] =
 	"\n"
-	"Long-lived monitoring:\n"
+	"Long-lived monitoring: ... --interval SEC [--count N] [--changes]\n"
 	"  --interval SEC   run the IDS again every SEC seconds (fractions allowed), each\n"
 	"                   run a new scan; --json adds after each scan {\"kind\":\"scan\",\n"
 	"                   \"scan\":N,\"time\":T,\"ms\":M,\"requests\":R,\"bytes\":B} (\"error\"\n"
@@ -76,7 +74,9 @@ static const char usage_loop[] =
 	"                   (identified by kind and first field, or llview_record_key)\n"
 	"                   with \"change\":\"new\"|\"changed\"|\"gone\" in JSON, \"+ \", \"~ \",\n"
 	"                   \"- \" in text; the first scan prints all as new; an alert only\n"
-	"                   when the previous scan did not raise it\n";
+	"                   when the previous scan did not raise it (docs/longlived.md)\n"
+	"Exit status under --interval: 2 if the last scan failed, else 1 if any scan\n"
+	"raised an alert, else 0.\n";
 
 void rt_transport_fail(int code)
 {
@@ -272,8 +272,8 @@ int main(int argc, char **argv)
 			rt_die("%s takes no value", opt);
 		}
 		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
-			printf(usage, argv[0], RT_DEFAULT_MAX_READS, RT_DEFAULT_READ_AHEAD, RT_DEFAULT_TIMEOUT,
-			       usage_loop);
+			printf(usage, argv[0], RT_DEFAULT_MAX_READS, RT_DEFAULT_READ_AHEAD, RT_DEFAULT_TIMEOUT);
+			fputs(usage_loop, stdout);
 			return 0;
 		} else if (rt_loop_option(opt, value)) { /* --interval, --count, --changes */
 		} else if (!strcmp(opt, "--agent")) {

@@ -14,6 +14,8 @@
  * printk line. Strings are escaped for JSON; bytes that are not valid
  * UTF-8 become \u00XX (the byte's Latin-1 code point), so any guest bytes
  * give valid JSON.
+ * --changes (changes.c) holds records back until the scan's end and prints
+ * only those that differ from the previous scan, and alerts only once.
  */
 #include <stdio.h>
 #include <string.h>

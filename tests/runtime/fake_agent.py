@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,6 +57,7 @@ class FakeAgent:
     read_requests: list[list[int]] = field(default_factory=list)
     requests: int = 0
     port: int = 0
+    delay: float = 0.0  # seconds before each READ reply: a slow guest
 
     def __post_init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -144,6 +146,8 @@ class FakeAgent:
             self.requests += 1
             if self.mode == "drop_reads" and MSG.unpack_from(plain)[0] == REQ_READ:
                 return  # the agent goes away mid-scan
+            if self.delay and MSG.unpack_from(plain)[0] == REQ_READ:
+                time.sleep(self.delay)
             send(self._answer(plain))
 
     def _answer(self, plain: bytes) -> bytes:
