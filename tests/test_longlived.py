@@ -6,6 +6,7 @@ agent lost, then reconnected, and lists the guest's processes correctly after.""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 from helpers import agent_proc
 from test_e2e import IDS_DIR, guest_processes, llview_build, same_task
+
+from llview.agent_cli import AgentProcess
 
 pytestmark = pytest.mark.guest
 
@@ -125,13 +128,16 @@ def test_changes_see_a_process_start_and_end(guest, pslist, agent_url, key_file)
     assert not [line for line in ids.err if line.startswith("error")], ids.err
 
 
-def test_agent_restart_is_reconnected(guest, pslist, key_file):
+@pytest.mark.parametrize("transport", ["tcp", "shm"])
+def test_agent_restart_is_reconnected(guest, pslist, key_file, transport):
     agent_proc.build()
     ram = ["--ram", guest.ram_path, "--ram-size", str(guest.ram_size), "--key-file",
            str(key_file)]
-    agent = agent_proc.Agent(ram)
+    region = f"/dev/shm/llview-pytest-{os.getpid()}-longlived.shm"
+    shm = region if transport == "shm" else None
+    agent = AgentProcess(ram, binary=agent_proc.AGENT, shm=shm)
     port = agent.port
-    url = f"tcp://127.0.0.1:{port}"
+    url = f"tcp://127.0.0.1:{port}" if transport == "tcp" else f"shm:{region}"
     ids = LongLived(pslist, url, key_file, "--interval", "0.5")
     try:
         records, scan = ids.next_scan()
@@ -145,7 +151,8 @@ def test_agent_restart_is_reconnected(guest, pslist, key_file):
         time.sleep(2)  # reconnection attempts fail meanwhile (connection refused)
         assert ids.proc.poll() is None, ids.err
         before = guest_processes(guest)
-        agent = agent_proc.Agent([*ram, "--listen", f"127.0.0.1:{port}"])
+        agent = AgentProcess([*ram, "--listen", f"127.0.0.1:{port}"], binary=agent_proc.AGENT,
+                             shm=shm)
         assert agent.port == port
         back = ids.until(lambda rec: rec.get("kind") == "agent")[-1]
         assert back["event"] == "reconnected", back
