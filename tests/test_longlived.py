@@ -169,3 +169,32 @@ def test_agent_restart_is_reconnected(guest, pslist, key_file, transport):
     finally:
         ids.kill()
         agent.stop()
+
+
+def test_in_kernel_agent_reloaded_is_reconnected(kernel_agent, kernel_key_file, pslist):
+    """The in-kernel agent's module unloaded and loaded again in the running guest: the
+    connection it held is gone; the IDS reconnects to the new one."""
+    from helpers.kernel_guest import reload_agent
+
+    url = f"tcp://127.0.0.1:{kernel_agent.host_port}"
+    ids = LongLived(pslist, url, kernel_key_file, "--interval", "1", "--changes",
+                    "--timeout", "20")
+    try:
+        first, scan = ids.next_scan(timeout=120)
+        assert "error" not in scan and len(first) > 200
+        pids = {rec["pid"] for rec in first}
+        reload_agent(kernel_agent, kernel_key_file.read_bytes())
+        upto = ids.until(lambda rec: rec.get("event") == "reconnected", timeout=120)
+        events = [rec["event"] for rec in upto if rec.get("kind") == "agent"]
+        assert events == ["lost", "reconnected"], upto
+        lost = next(rec for rec in upto if rec.get("event") == "lost")
+        assert lost["error"].startswith(f"agent at {url}")
+        records, scan = ids.next_scan(timeout=120)
+        assert "error" not in scan, scan
+        # compared with the last good scan: the reload's own shells and insmod came and went,
+        # the long-lived tasks are still there (no "gone" among them)
+        gone = {rec["pid"] for rec in records if rec["change"] == "gone"}
+        assert 1 not in gone and len(gone & pids) < 20, records
+        assert ids.stop() == 0
+    finally:
+        ids.kill()
