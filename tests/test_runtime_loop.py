@@ -103,7 +103,7 @@ def test_interval_count_scans_fresh_data(ids_binary, key):
         assert s["requests"] == 2 and s["bytes"] > 2 * 4096  # this scan's share only
         assert 0 <= s["ms"] < 5000
         assert abs(s["time"] - time.time()) < 60
-    assert scans[1]["time"] - scans[0]["time"] == pytest.approx(0.2, abs=0.15)
+    assert 0.15 < scans[1]["time"] - scans[0]["time"] < 1.5  # the interval is kept
     assert 0.35 < elapsed < 10
     # text mode: nothing but the IDS's output; --stats adds a line per scan on stderr
     with FakeAgent(key=key[0], pages=pages, symbols=symbols) as fake:
