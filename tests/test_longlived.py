@@ -1,7 +1,8 @@
 """A long-lived IDS on the real guest: `pslist --interval ... --changes --json` against the
 host-side agent sees a process started and one killed in the guest between its scans; and
 with the agent killed and restarted on its port (the guest keeps running) it reports the
-agent lost, then reconnected, and lists the guest's processes correctly after."""
+agent lost, then reconnected, and lists the guest's processes correctly after (over TCP and
+shared memory); the in-kernel agent's module reloaded in the guest likewise."""
 
 from __future__ import annotations
 
