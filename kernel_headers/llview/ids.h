@@ -24,6 +24,13 @@ void llview_field_hex(const char *key, unsigned long long value);
 void llview_field_str(const char *key, const char *guest_or_local_string);
 void llview_record_end(void);
 
+/* Under --changes (with --interval), what identifies a record from one scan
+ * to the next: its kind and the value of `field` (e.g. "pid"), for the
+ * records begun after this call; NULL or "" goes back to the default, the
+ * record's first field. A record without that field is identified by its
+ * kind alone. Without --changes it has no effect. */
+void llview_record_key(const char *field);
+
 /* Reports a finding (an alert record in --json mode). The format is
  * printk's; a %s argument may be a guest string. Any alert makes the IDS
  * exit with status 1. */
@@ -57,7 +64,8 @@ void llview_symbolize_prefetch(const unsigned long *addrs, unsigned long n);
 /* Starts a new scan: cached guest pages are forgotten and the read budget
  * (--max-reads) is renewed. The runtime starts one before main; an IDS that
  * looks twice (to confirm a finding on a live guest, or to monitor) starts
- * the next one itself. */
+ * the next one itself. Under --interval the runtime runs main again for
+ * each scan (docs/longlived.md). */
 void llview_scan_begin(void);
 
 /* Name -> address in the running kernel (KASLR slide applied) for n names

@@ -1,7 +1,9 @@
 /*
  * errors.c - fatal errors of the IDS process: one "error: ..." line on
  * stderr (after flushing what the IDS already printed), exit status 2.
+ * Under --interval, an error during a scan ends just that scan (loop.c).
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +25,19 @@ void rt_die(const char *fmt, ...)
 {
 	va_list ap;
 
+	va_start(ap, fmt);
+	vsnprintf(rt_last_error, sizeof(rt_last_error), fmt, ap);
+	va_end(ap);
+	/* Under --interval an error ends the scan (or the connection attempt),
+	 * not the process: loop.c reports it. */
+	if (rt_loop_armed) {
+		rt_loop_armed = 0;
+		rt_output_discard();
+		longjmp(rt_loop_jmp, 1);
+	}
 	rt_output_finish();
 	fflush(stdout);
-	fputs("error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "error: %s\n", rt_last_error);
 	exit(2);
 }
 

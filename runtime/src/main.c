@@ -7,7 +7,8 @@
  * Exit status: the IDS main's return value when it is non-zero; otherwise
  * 1 when the IDS raised alerts (llview_alert), else 0. Errors of the
  * runtime itself (bad options, agent unreachable, unreadable guest
- * address, read limit) exit with status 2.
+ * address, read limit) exit with status 2. --interval (loop.c) runs the
+ * scan repeatedly instead, with its own exit status.
  */
 #include <errno.h>
 #include <limits.h>
@@ -60,8 +61,29 @@ static const char usage[] =
 	"Exit status: the IDS's return value if non-zero, else 1 if it raised alerts,\n"
 	"else 0; 2 for errors (agent unreachable, unreadable guest memory, ...).\n";
 
+/* Printed after `usage`. */
+static const char usage_loop[] =
+	"\n"
+	"Long-lived monitoring: ... --interval SEC [--count N] [--changes]\n"
+	"  --interval SEC   run the IDS again every SEC seconds (fractions allowed), each\n"
+	"                   run a new scan; --json adds after each scan {\"kind\":\"scan\",\n"
+	"                   \"scan\":N,\"time\":T,\"ms\":M,\"requests\":R,\"bytes\":B} (\"error\"\n"
+	"                   when it failed). An error ends just that scan; a lost agent is\n"
+	"                   reconnected with backoff (0.2 s doubling to 5 s), reported as\n"
+	"                   {\"kind\":\"agent\",\"event\":\"lost\"|\"reconnected\",...} (text: on\n"
+	"                   stderr). SIGINT/SIGTERM end it after the current scan.\n"
+	"  --count N        stop after N scans (default: until SIGINT/SIGTERM)\n"
+	"  --changes        print only what changed since the previous scan: records\n"
+	"                   (identified by kind and first field, or llview_record_key)\n"
+	"                   with \"change\":\"new\"|\"changed\"|\"gone\" in JSON, \"+ \", \"~ \",\n"
+	"                   \"- \" in text; the first scan prints all as new; an alert only\n"
+	"                   when the previous scan did not raise it (docs/longlived.md)\n"
+	"Exit status under --interval: 2 if the last scan failed, else 1 if any scan\n"
+	"raised an alert, else 0.\n";
+
 void rt_transport_fail(int code)
 {
+	rt_transport_lost = 1;
 	if (code == -LLV_W_TIMEOUT)
 		rt_die("agent at %s did not answer within %d s", rt_agent_url, rt_timeout_s);
 	if (code == -LLV_W_CLOSED)
@@ -180,6 +202,13 @@ static void check_kernel_release(void)
 		       __llview_kernel_release, info.release, info.release);
 }
 
+/* Before the first scan (and after each reconnection under --interval). */
+static void prepare_guest(void)
+{
+	check_kernel_release();
+	resolve_kernel_symbols();
+}
+
 static double seconds_since(const struct timespec *start)
 {
 	struct timespec now;
@@ -242,6 +271,7 @@ int main(int argc, char **argv)
 		int takes_value = !strcmp(opt, "--agent") || !strcmp(opt, "--key") ||
 				  !strcmp(opt, "--max-reads") || !strcmp(opt, "--timeout") ||
 				  !strcmp(opt, "--read-ahead") || !strcmp(opt, "--fetch");
+		takes_value |= rt_loop_takes_value(opt); /* --interval, --count (loop.c) */
 		if (takes_value && !value) {
 			if (i + 1 >= argc)
 				rt_die("%s needs a value (see --help)", opt);
@@ -251,7 +281,9 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
 			printf(usage, argv[0], RT_DEFAULT_MAX_READS, RT_DEFAULT_READ_AHEAD, RT_DEFAULT_TIMEOUT);
+			fputs(usage_loop, stdout);
 			return 0;
+		} else if (rt_loop_option(opt, value)) { /* --interval, --count, --changes */
 		} else if (!strcmp(opt, "--agent")) {
 			rt_agent_url = value;
 		} else if (!strcmp(opt, "--key")) {
@@ -282,6 +314,7 @@ int main(int argc, char **argv)
 		rt_die("--agent URL is required (e.g. --agent tcp://127.0.0.1:7070; see --help)");
 	if (!key_path)
 		rt_die("--key FILE is required (see --help)");
+	int loop = rt_loop_wanted();
 
 	/* SCHEME:REST; a "//" after the colon is dropped (tcp://HOST:PORT,
 	 * shm:/dev/shm/NAME and shm:///dev/shm/NAME all work). */
@@ -304,6 +337,8 @@ int main(int argc, char **argv)
 
 	if (llv_load_key(key_path, key, err, sizeof(err)))
 		rt_die("%s", err);
+	if (loop)
+		return rt_loop_run(where, key, prepare_guest, want_stats);
 	int rc = rt_transport->connect(where, key, rt_timeout_s, err, sizeof(err));
 	/* The session has its own keys now; the pre-shared key is not needed. */
 	OPENSSL_cleanse(key, sizeof(key));
@@ -312,8 +347,7 @@ int main(int argc, char **argv)
 	if (rc)
 		rt_transport_fail(rc);
 
-	check_kernel_release();
-	resolve_kernel_symbols();
+	prepare_guest();
 	llview_scan_begin();
 	long budget_at_start = __llview_read_budget;
 	int status = __llview_ids_main();

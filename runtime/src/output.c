@@ -14,6 +14,8 @@
  * printk line. Strings are escaped for JSON; bytes that are not valid
  * UTF-8 become \u00XX (the byte's Latin-1 code point), so any guest bytes
  * give valid JSON.
+ * --changes (changes.c) holds records back until the scan's end and prints
+ * only those that differ from the previous scan, and alerts only once.
  */
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +42,16 @@ static int record_open;
 /* An alert's technique while its fields are being added (llview_alert_begin). */
 static char alert_technique[128];
 static int alert_open;
+
+/* What --changes identifies a record by (changes.c): its kind and the value
+ * of its key field (llview_record_key; by default the first field), kept
+ * as offsets into `record`. record_kind_end is where a JSON record's
+ * "change" marker goes: right after its kind. */
+static char record_kind[256];
+static size_t record_kind_end;
+static size_t key_start, key_end;
+static int key_state; /* 0: key field not seen yet, 1: its value is being written, 2: done */
+static char key_field[128]; /* "" = the first field */
 
 /* A format string the IDS passes may itself live in the guest. */
 static const char *local_format(const char *fmt, char *buf, size_t cap)
@@ -284,6 +296,17 @@ void rt_output_finish(void)
 	finishing = 0;
 }
 
+/* A scan that ended in an error (interval mode) drops its unfinished record
+ * or alert; a printk line it left open is ended. */
+void rt_output_discard(void)
+{
+	record_open = 0;
+	alert_open = 0;
+	record.len = 0;
+	key_state = 2;
+	end_log_line();
+}
+
 /* ---- llview's record and alert API (kernel_headers/llview/ids.h) ---- */
 
 int llview_json(void)
@@ -300,10 +323,19 @@ static void end_record_if_open(void)
 		return;
 	}
 	record_open = 0;
+	if (key_state == 1)
+		key_end = record.len;
+	else if (key_state == 0)
+		key_start = key_end = 0;
+	key_state = 2;
 	if (rt_json_mode)
 		rt_buf_putc(&record, '}');
 	rt_buf_putc(&record, '\n');
-	write_out(record.data, record.len);
+	if (rt_changes_mode)
+		rt_changes_record(record_kind, record.data + key_start, key_end - key_start,
+				  record.data, record.len, record_kind_end);
+	else
+		write_out(record.data, record.len);
 	record.len = 0;
 }
 
@@ -316,10 +348,21 @@ void llview_record_begin(const char *kind)
 	kind = local_format(kind, kind_copy, sizeof(kind_copy));
 	record.len = 0;
 	record_open = 1;
+	snprintf(record_kind, sizeof(record_kind), "%s", kind);
+	key_state = 0;
 	if (rt_json_mode) {
 		rt_buf_put(&record, "{\"kind\":", 8);
 		put_json_string(&record, kind, strlen(kind));
 	}
+	record_kind_end = record.len;
+}
+
+void llview_record_key(const char *field)
+{
+	char copy[sizeof(key_field)];
+
+	snprintf(key_field, sizeof(key_field), "%s",
+		 field ? local_format(field, copy, sizeof(copy)) : "");
 }
 
 /* Starts a field: separator and key; a field outside a record opens one. */
@@ -330,6 +373,10 @@ static void field_key(const char *key)
 	if (!record_open)
 		llview_record_begin("record");
 	key = local_format(key, key_copy, sizeof(key_copy));
+	if (key_state == 1) {
+		key_end = record.len;
+		key_state = 2;
+	}
 	if (rt_json_mode) {
 		if (record.len > 1)
 			rt_buf_putc(&record, ',');
@@ -340,6 +387,10 @@ static void field_key(const char *key)
 			rt_buf_putc(&record, ' ');
 		rt_buf_put(&record, key, strlen(key));
 		rt_buf_putc(&record, '=');
+	}
+	if (key_state == 0 && (!key_field[0] || !strcmp(key, key_field))) {
+		key_start = record.len;
+		key_state = 1;
 	}
 }
 
@@ -419,7 +470,8 @@ static void put_alert(struct rt_buf *text, int structured)
 		}
 		put_json_string(&obj, text->data ? text->data : "", text->len);
 		rt_buf_put(&obj, "}\n", 2);
-		write_out(obj.data, obj.len);
+		if (!rt_changes_mode || rt_changes_alert(obj.data, obj.len))
+			write_out(obj.data, obj.len);
 		rt_buf_free(&obj);
 	} else {
 		/* Guest text must not be able to forge lines: control bytes in
@@ -447,7 +499,8 @@ static void put_alert(struct rt_buf *text, int structured)
 			rt_buf_putc(&line, ']');
 		}
 		rt_buf_putc(&line, '\n');
-		write_out(line.data, line.len);
+		if (!rt_changes_mode || rt_changes_alert(line.data, line.len))
+			write_out(line.data, line.len);
 		rt_buf_free(&line);
 	}
 	rt_alerts++;

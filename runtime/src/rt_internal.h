@@ -9,6 +9,7 @@
 #ifndef LLVIEW_RT_INTERNAL_H
 #define LLVIEW_RT_INTERNAL_H
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -157,6 +158,47 @@ extern int rt_json_mode;
 extern const char *rt_program; /* argv[0]'s base name: "program" in alerts */
 extern uint64_t rt_alerts;
 void rt_output_finish(void);
+/* Drops an unfinished record or alert (a scan that ended in an error). */
+void rt_output_discard(void);
+
+/* ---- --changes (changes.c) ---- */
+
+extern int rt_changes_mode;
+/* A finished record (line: len bytes with its '\n'; JSON's "change" goes at
+ * offset mark) identified by kind and key; printed at the scan's end if it
+ * is new, changed or (later) gone. */
+void rt_changes_record(const char *kind, const char *key, size_t key_len, const char *line,
+		       size_t len, size_t mark);
+/* Whether an alert line is to be printed: not raised by the previous scan
+ * nor yet by this one. */
+int rt_changes_alert(const char *line, size_t len);
+/* Ends a scan: ok prints the differences to the previous one and makes this
+ * scan the previous one (counts in new/gone/changed); a failed scan's
+ * records are dropped. */
+void rt_changes_scan_end(int ok, unsigned long *new_n, unsigned long *gone_n,
+			 unsigned long *changed_n);
+
+/* ---- long-lived runs: --interval (loop.c) ---- */
+
+/* While set (a scan or a connection attempt under --interval), rt_die
+ * keeps its message in rt_last_error and longjmps to rt_loop_jmp instead
+ * of ending the process. */
+extern volatile int rt_loop_armed;
+extern jmp_buf rt_loop_jmp;
+extern char rt_last_error[1024];
+/* Set by rt_transport_fail: the connection to the agent is unusable. */
+extern int rt_transport_lost;
+/* --interval, --count, --changes: whether opt takes a value, and handling
+ * it (returns 0 when opt is not one of them). */
+int rt_loop_takes_value(const char *opt);
+int rt_loop_option(const char *opt, const char *value);
+/* Whether --interval was given (after checking the options go together). */
+int rt_loop_wanted(void);
+/* Runs the scans; returns the exit status. prepare checks the guest and
+ * resolves the IDS's kernel symbols (again after each reconnection). */
+int rt_loop_run(const char *where, u8 key[LLV_KEY_LEN], void (*prepare)(void), int want_stats);
+/* Forgets every symbolize answer (a reconnection may reach a rebooted guest). */
+void rt_symbols_forget(void);
 
 #pragma GCC visibility pop
 

@@ -79,6 +79,16 @@ static void remember(uint64_t addr, const struct llv_symbol *sym, const char *na
 		rt_die("out of memory for a symbol name");
 }
 
+void rt_symbols_forget(void)
+{
+	for (size_t i = 0; i < known_cap; i++)
+		if (known[i].addr && known[i].start)
+			free((char *)known[i].name);
+	free(known);
+	known = NULL;
+	known_cap = known_used = 0;
+}
+
 void llview_symbolize_prefetch(const unsigned long *addrs, unsigned long n)
 {
 	static struct llv_symbol syms[LLV_MAX_SYMBOLIZE];

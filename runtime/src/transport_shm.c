@@ -210,8 +210,11 @@ static int claim(const char *where, u64 deadline, char *err, size_t errlen)
 		}
 		nap_ns(CLAIM_POLL_NS);
 	}
+	static int at_exit; /* once: a long-lived IDS claims again after a reconnection */
+
 	claimed = 1;
-	atexit(release_region);
+	if (!at_exit++)
+		atexit(release_region);
 	return 0;
 }
 

@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,7 +55,9 @@ class FakeAgent:
     """Serves `pages` (page number -> 4096 bytes, or a callable returning
     them, called per fetch) and `symbols` (name -> address). mode "silent"
     accepts connections and never answers; "drop_reads" closes the
-    connection at the first READ request."""
+    connection at the first READ request. `port` 0 picks a free port; a given one lets
+    a restarted agent listen where the stopped one did. close() also ends the session
+    being served, as a killed agent would."""
 
     key: bytes
     pages: dict[int, bytes | Callable[[], bytes]] = field(default_factory=dict)
@@ -64,22 +67,31 @@ class FakeAgent:
     read_requests: list[list[int]] = field(default_factory=list)
     walk_requests: list[tuple] = field(default_factory=list)
     requests: int = 0
+    port: int = 0
+    delay: float = 0.0  # seconds before each READ reply: a slow guest
 
     def __post_init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", self.port))
         self.sock.listen(4)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.url = f"tcp://127.0.0.1:{self.port}"
         self._stop = threading.Event()
         self._held: list[socket.socket] = []
+        self._active: socket.socket | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
+        active = self._active
+        if active is not None:
+            try:
+                active.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._thread.join(timeout=5)
         self.sock.close()
         for conn in self._held:
@@ -101,11 +113,13 @@ class FakeAgent:
                 self._held.append(conn)  # keep it open, never answer
                 continue
             conn.settimeout(10)
+            self._active = conn
             try:
                 self._session(conn)
             except (ConnectionError, TimeoutError, OSError):
                 pass
             finally:
+                self._active = None
                 conn.close()
 
     def _session(self, conn: socket.socket) -> None:
@@ -143,6 +157,8 @@ class FakeAgent:
             self.requests += 1
             if self.mode == "drop_reads" and MSG.unpack_from(plain)[0] == REQ_READ:
                 return  # the agent goes away mid-scan
+            if self.delay and MSG.unpack_from(plain)[0] == REQ_READ:
+                time.sleep(self.delay)
             send(self._answer(plain))
 
     def _answer(self, plain: bytes) -> bytes:

@@ -214,6 +214,26 @@ static int footprint_object(void)
 	return 0;
 }
 
+/* Records whose first field changes from run to run (under --interval) and
+ * whose "name" does not; two share a name. */
+static int keyed(int declare)
+{
+	static int runs;
+	static const char *const names[] = { "a", "a", "b" };
+
+	runs++;
+	if (declare)
+		llview_record_key("name");
+	for (int i = 0; i < 3; i++) {
+		llview_record_begin("item");
+		llview_field_int("run", runs);
+		llview_field_str("name", names[i]);
+		llview_field_int("i", i);
+		llview_record_end();
+	}
+	return 0;
+}
+
 int __llview_ids_main(void)
 {
 	const char *scenario = getenv("LLVIEW_TEST_SCENARIO");
@@ -240,6 +260,8 @@ int __llview_ids_main(void)
 		return cache_behaviour();
 	if (!strcmp(scenario, "straddle"))
 		return straddle();
+	if (!strcmp(scenario, "keyed") || !strcmp(scenario, "unkeyed"))
+		return keyed(!strcmp(scenario, "keyed"));
 	if (!strcmp(scenario, "fresh"))
 		return freshness();
 	if (!strcmp(scenario, "native"))
