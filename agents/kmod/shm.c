@@ -7,7 +7,8 @@
  * differs.
  *
  * The server's side of the state machine in llview_shm.h, as the host
- * agent's agents/host/shm_server.c plays it. Every move is a compare-and-swap
+ * agent's agents/host/shm_server.c plays it (the checks and their
+ * messages are the request core's, protocol/llview_core.c). Every move is a compare-and-swap
  * from the state acted on (a client that moved meanwhile wins), followed by
  * generation += 1:
  *   HELLO    -> check client_hello, write server_hello, key  -> WELCOME
@@ -135,7 +136,7 @@ static void serve_request(struct llv_shm *d)
 	const u8 *area = llv_shm_request_area(d->base);
 	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)d->rx;
 	u32 len = READ_ONCE(d->ctl->request_len);
-	const char *why;
+	char why[LLV_CORE_MSG_MAX];
 	bool last;
 	int code;
 
@@ -144,25 +145,15 @@ static void serve_request(struct llv_shm *d)
 		return;
 	}
 	/* The limits first, as TCP checks a header before reading a body. */
-	if (len > LLV_SHM_AREA_SIZE) {
-		code = LLV_E_TOO_LARGE;
-		why = "request_len exceeds the shared-memory request area";
-		goto error;
-	}
-	if (len < LLV_HDR_LEN + LLV_TAG_LEN) {
-		code = LLV_E_MALFORMED;
-		why = "request_len is shorter than a frame";
-		goto error;
-	}
-	memcpy(d->rx, area, LLV_HDR_LEN);
-	code = llv_frame_check(&d->session, hdr, &why);
+	code = -llv_core_check_shm_request(len, LLV_SHM_AREA_SIZE, NULL, why);
 	if (code)
 		goto error;
-	if (len != LLV_HDR_LEN + hdr->len + LLV_TAG_LEN) {
-		code = LLV_E_MALFORMED;
-		why = "request_len does not match the frame header's length (truncated frame)";
+	memcpy(d->rx, area, LLV_HDR_LEN);
+	code = llv_frame_check(&d->session, hdr, why);
+	if (!code)
+		code = -llv_core_check_shm_request(len, LLV_SHM_AREA_SIZE, hdr, why);
+	if (code)
 		goto error;
-	}
 	memcpy(d->rx + LLV_HDR_LEN, area + LLV_HDR_LEN, len - LLV_HDR_LEN);
 	code = llv_session_answer(&d->session, d->rx, d->tx, &last);
 	send_reply(d, code, last);

@@ -2,7 +2,7 @@
 
 It is an independent implementation of docs/protocol.md used to drive the C agent in tests,
 so it can also forge what a real client never sends: tampered, replayed, reordered,
-truncated and oversized frames. Constants are read from agents/common/llview_proto.h, the
+truncated and oversized frames. Constants are read from protocol/llview_proto.h, the
 one definition of the protocol.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-PROTO_H = Path(__file__).resolve().parents[2] / "agents" / "common" / "llview_proto.h"
+PROTO_H = Path(__file__).resolve().parents[2] / "protocol" / "llview_proto.h"
 
 
 def _constants() -> dict[str, int]:
@@ -209,7 +209,7 @@ class Client:
                 "release": release.split(b"\0")[0].decode()}
 
 
-# ---- the shared-memory transport (agents/common/llview_shm.h) --------------------------------
+# ---- the shared-memory transport (protocol/llview_shm.h) --------------------------------
 
 SHM_H = PROTO_H.with_name("llview_shm.h")
 
