@@ -305,6 +305,308 @@ static int serve_info(struct core *c, u32 *rep_len)
 	return 0;
 }
 
+/* ---- READ_RANGES and WALK: records of byte ranges ---------------------- */
+
+/* Not an enum llv_status: a record that does not fit in the reply. */
+#define NO_ROOM 0xffffffffu
+
+/* Reads len (1..LLV_PAGE_SIZE) bytes at addr, which may straddle one page
+ * boundary: both parts, or the status of the first that fails. */
+static u32 read_span(const struct core *c, u64 addr, u32 len, u8 *out)
+{
+	u32 first = LLV_PAGE_SIZE - (u32)(addr & (LLV_PAGE_SIZE - 1));
+	u32 st;
+
+	if (first >= len)
+		return c->ops->read(c->ctx, addr, len, out);
+	st = c->ops->read(c->ctx, addr, first, out);
+	if (st == LLV_OK)
+		st = c->ops->read(c->ctx, addr + first, len - first, out + first);
+	return st;
+}
+
+/* Appends the record of [addr, addr + len) at *pos: a struct llv_range_data,
+ * then its bytes when they could be read. Returns its status (*data points at
+ * the bytes when LLV_OK), or NO_ROOM, with nothing written, when the record
+ * with all its bytes would not fit in LLV_MAX_PAYLOAD. */
+static u32 record(struct core *c, u32 *pos, u32 *nrec, u64 addr, u32 len, const u8 **data)
+{
+	u8 *r = c->rep + *pos;
+	u32 st;
+
+	if (*pos + sizeof(struct llv_range_data) + len > LLV_MAX_PAYLOAD)
+		return NO_ROOM;
+	st = read_span(c, addr, len, r + sizeof(struct llv_range_data));
+	llv_put_le64(r, addr);
+	llv_put_le32(r + 8, len);
+	llv_put_le32(r + 12, st);
+	*pos += (u32)sizeof(struct llv_range_data) + (st == LLV_OK ? len : 0);
+	(*nrec)++;
+	if (data)
+		*data = st == LLV_OK ? r + sizeof(struct llv_range_data) : 0;
+	return st;
+}
+
+_Static_assert(sizeof(struct llv_msg) + LLV_MAX_RANGES * sizeof(struct llv_range_data) +
+		       LLV_MAX_RANGE_BYTES <= LLV_MAX_PAYLOAD,
+	       "every valid READ_RANGES reply fits in one frame");
+
+/* READ_RANGES: count struct llv_range in, count records out, in order. */
+static int serve_read_ranges(struct core *c, u32 *rep_len)
+{
+	const u8 *ranges = c->req + sizeof(struct llv_msg);
+	unsigned long long want = sizeof(struct llv_msg) +
+				  (unsigned long long)c->count * sizeof(struct llv_range);
+	unsigned long long total = 0;
+	u32 pos = sizeof(struct llv_msg), nrec = 0, i;
+
+	if (c->count > LLV_MAX_RANGES) {
+		fmt(c->msg, "READ_RANGES of %u ranges: at most %u per request", c->count,
+		    LLV_MAX_RANGES);
+		return -LLV_E_TOO_LARGE;
+	}
+	if (c->len != want) {
+		fmt(c->msg, "READ_RANGES of %u ranges must carry %llu bytes, not %u", c->count, want,
+		    c->len);
+		return -LLV_E_MALFORMED;
+	}
+	for (i = 0; i < c->count; i++) {
+		const u8 *r = ranges + i * sizeof(struct llv_range);
+		u64 addr = llv_get_le64(r);
+		u32 len = llv_get_le32(r + 8);
+
+		if (llv_get_le32(r + 12)) {
+			fmt(c->msg, "READ_RANGES range %u: reserved is %u, not 0", i,
+			    llv_get_le32(r + 12));
+			return -LLV_E_MALFORMED;
+		}
+		if (len == 0 || len > LLV_PAGE_SIZE) {
+			fmt(c->msg, "READ_RANGES range %u: len %u is not 1..%u", i, len, LLV_PAGE_SIZE);
+			return -LLV_E_MALFORMED;
+		}
+		if ((addr & (LLV_PAGE_SIZE - 1)) + len > LLV_PAGE_SIZE) {
+			fmt(c->msg, "READ_RANGES range %u: %u bytes at 0x%llx cross a page boundary", i,
+			    len, (unsigned long long)addr);
+			return -LLV_E_MALFORMED;
+		}
+		total += len;
+	}
+	if (total > LLV_MAX_RANGE_BYTES) {
+		fmt(c->msg, "READ_RANGES asks for %llu bytes: at most %u per request", total,
+		    (unsigned int)LLV_MAX_RANGE_BYTES);
+		return -LLV_E_TOO_LARGE;
+	}
+	for (i = 0; i < c->count; i++) {
+		const u8 *r = ranges + i * sizeof(struct llv_range);
+
+		/* Cannot be NO_ROOM: the assertion above. */
+		record(c, &pos, &nrec, llv_get_le64(r), llv_get_le32(r + 8), 0);
+		yield(c);
+	}
+	*rep_len = pos;
+	return 0;
+}
+
+static int offset_ok(long long v)
+{
+	return v > -(long long)LLV_MAX_WALK_OFFSET && v < (long long)LLV_MAX_WALK_OFFSET;
+}
+
+static u64 at(u64 base, s32 offset)
+{
+	return base + (u64)(long long)offset;
+}
+
+/* Checks a WALK description; 0 or an error with c->msg set. */
+static int check_walk(struct core *c, const u8 *w, u32 *max_nodes, u16 *nranges, u16 *nderefs)
+{
+	const u8 *ranges = w + sizeof(struct llv_walk), *derefs;
+	unsigned long long want;
+	u32 link = llv_get_le32(w + 16), i;
+
+	if (c->count) {
+		fmt(c->msg, "WALK carries one description: count must be 0, not %u", c->count);
+		return -LLV_E_MALFORMED;
+	}
+	if (c->len < sizeof(struct llv_msg) + sizeof(struct llv_walk)) {
+		fmt(c->msg, "WALK of %u bytes is shorter than its header and struct llv_walk (%u)",
+		    c->len, (unsigned int)(sizeof(struct llv_msg) + sizeof(struct llv_walk)));
+		return -LLV_E_MALFORMED;
+	}
+	*max_nodes = llv_get_le32(w + 20);
+	*nranges = llv_get_le16(w + 24);
+	*nderefs = llv_get_le16(w + 26);
+	if (llv_get_le32(w + 28)) {
+		fmt(c->msg, "WALK: reserved is %u, not 0", llv_get_le32(w + 28));
+		return -LLV_E_MALFORMED;
+	}
+	if (*max_nodes == 0) {
+		fmt(c->msg, "WALK: max_nodes is 0 (1..%u)", LLV_MAX_WALK_NODES);
+		return -LLV_E_MALFORMED;
+	}
+	if (*max_nodes > LLV_MAX_WALK_NODES) {
+		fmt(c->msg, "WALK: max_nodes %u is over the limit of %u", *max_nodes,
+		    LLV_MAX_WALK_NODES);
+		return -LLV_E_TOO_LARGE;
+	}
+	if (*nranges > LLV_MAX_WALK_RANGES || *nderefs > LLV_MAX_WALK_DEREFS) {
+		fmt(c->msg, "WALK of %u ranges and %u derefs: at most %u and %u", *nranges, *nderefs,
+		    LLV_MAX_WALK_RANGES, LLV_MAX_WALK_DEREFS);
+		return -LLV_E_TOO_LARGE;
+	}
+	want = sizeof(struct llv_msg) + sizeof(struct llv_walk) +
+	       (unsigned long long)*nranges * sizeof(struct llv_walk_range) +
+	       (unsigned long long)*nderefs * sizeof(struct llv_walk_deref);
+	if (c->len != want) {
+		fmt(c->msg, "WALK of %u ranges and %u derefs must carry %llu bytes, not %u", *nranges,
+		    *nderefs, want, c->len);
+		return -LLV_E_MALFORMED;
+	}
+	if (link >= LLV_MAX_WALK_OFFSET) {
+		fmt(c->msg, "WALK: link offset %u is beyond LLV_MAX_WALK_OFFSET (%u)", link,
+		    (unsigned int)LLV_MAX_WALK_OFFSET);
+		return -LLV_E_MALFORMED;
+	}
+	for (i = 0; i < *nranges; i++) {
+		const u8 *r = ranges + i * sizeof(struct llv_walk_range);
+		s32 offset = (s32)llv_get_le32(r);
+		u32 len = llv_get_le32(r + 4);
+
+		if (!offset_ok(offset)) {
+			fmt(c->msg, "WALK range %u: offset %d is beyond +-LLV_MAX_WALK_OFFSET (%u)", i,
+			    offset, (unsigned int)LLV_MAX_WALK_OFFSET);
+			return -LLV_E_MALFORMED;
+		}
+		if (len == 0 || len > LLV_PAGE_SIZE) {
+			fmt(c->msg, "WALK range %u: len %u is not 1..%u", i, len, LLV_PAGE_SIZE);
+			return -LLV_E_MALFORMED;
+		}
+	}
+	derefs = ranges + *nranges * sizeof(struct llv_walk_range);
+	for (i = 0; i < *nderefs; i++) {
+		const u8 *d = derefs + i * sizeof(struct llv_walk_deref);
+		s32 pointer = (s32)llv_get_le32(d), offset = (s32)llv_get_le32(d + 4);
+		u32 len = llv_get_le32(d + 8);
+
+		if (llv_get_le32(d + 12)) {
+			fmt(c->msg, "WALK deref %u: reserved is %u, not 0", i, llv_get_le32(d + 12));
+			return -LLV_E_MALFORMED;
+		}
+		if (!offset_ok(pointer) || !offset_ok(offset)) {
+			fmt(c->msg, "WALK deref %u: pointer %d or offset %d is beyond "
+			    "+-LLV_MAX_WALK_OFFSET (%u)", i, pointer, offset,
+			    (unsigned int)LLV_MAX_WALK_OFFSET);
+			return -LLV_E_MALFORMED;
+		}
+		if (len == 0 || len > LLV_PAGE_SIZE) {
+			fmt(c->msg, "WALK deref %u: len %u is not 1..%u", i, len, LLV_PAGE_SIZE);
+			return -LLV_E_MALFORMED;
+		}
+	}
+	return 0;
+}
+
+/*
+ * WALK: follows the list as llview_proto.h's pseudo-code says. Bounded by
+ * max_nodes (a cycle ends there) and by LLV_MAX_PAYLOAD: a node whose records
+ * do not all fit (each counted with all its bytes) is taken back whole and
+ * the walk ends FULL at its link. Only ops->read touches guest memory.
+ */
+static int serve_walk(struct core *c, u32 *rep_len)
+{
+	const u8 *w = c->req + sizeof(struct llv_msg);
+	const u8 *ranges = w + sizeof(struct llv_walk), *derefs;
+	const u8 *rdata[LLV_MAX_WALK_RANGES];
+	u8 *end = c->rep + sizeof(struct llv_msg);
+	u32 pos = sizeof(struct llv_msg) + sizeof(struct llv_walk_end), nrec = 0;
+	u32 max_nodes, n, reason = LLV_WALK_LIMIT, i;
+	u16 nranges, nderefs;
+	u64 stop, link_at, next;
+	int rc = check_walk(c, w, &max_nodes, &nranges, &nderefs);
+
+	if (rc)
+		return rc;
+	derefs = ranges + nranges * sizeof(struct llv_walk_range);
+	link_at = llv_get_le64(w);
+	stop = llv_get_le64(w + 8);
+	next = link_at;
+	for (n = 0; n < max_nodes; n++) {
+		u32 mark_pos = pos, mark_nrec = nrec, st;
+		const u8 *link;
+		u64 node;
+
+		st = record(c, &pos, &nrec, link_at, 8, &link);
+		if (st == NO_ROOM)
+			goto full;
+		if (st != LLV_OK) {
+			reason = LLV_WALK_BAD_LINK;
+			next = link_at;
+			goto done;
+		}
+		node = llv_get_le64(link);
+		if (node == 0 || node == stop) {
+			reason = LLV_WALK_STOP;
+			next = 0;
+			goto done;
+		}
+		for (i = 0; i < nranges; i++) {
+			const u8 *r = ranges + i * sizeof(struct llv_walk_range);
+
+			st = record(c, &pos, &nrec, at(node, (s32)llv_get_le32(r)), llv_get_le32(r + 4),
+				    &rdata[i]);
+			if (st == NO_ROOM)
+				goto take_back;
+		}
+		for (i = 0; i < nderefs; i++) {
+			const u8 *d = derefs + i * sizeof(struct llv_walk_deref);
+			s32 pointer = (s32)llv_get_le32(d);
+			const u8 *value = 0;
+			u32 j;
+
+			/* From a range of this node that covers the pointer and was read... */
+			for (j = 0; j < nranges && !value; j++) {
+				const u8 *r = ranges + j * sizeof(struct llv_walk_range);
+				long long from = (s32)llv_get_le32(r);
+
+				if (rdata[j] && from <= pointer &&
+				    (long long)pointer + 8 <= from + llv_get_le32(r + 4))
+					value = rdata[j] + (pointer - from);
+			}
+			/* ... else read as a record of its own. */
+			if (!value) {
+				st = record(c, &pos, &nrec, at(node, pointer), 8, &value);
+				if (st == NO_ROOM)
+					goto take_back;
+			}
+			if (value && llv_get_le64(value)) {
+				st = record(c, &pos, &nrec, at(llv_get_le64(value),
+								(s32)llv_get_le32(d + 4)),
+					    llv_get_le32(d + 8), 0);
+				if (st == NO_ROOM)
+					goto take_back;
+			}
+		}
+		link_at = node + llv_get_le32(w + 16);
+		next = link_at;
+		yield(c);
+		continue;
+take_back:
+		pos = mark_pos;
+		nrec = mark_nrec;
+full:
+		reason = LLV_WALK_FULL;
+		next = link_at;
+		goto done;
+	}
+done:
+	llv_put_le32(end, n);
+	llv_put_le32(end + 4, reason);
+	llv_put_le64(end + 8, next);
+	c->count = nrec;
+	*rep_len = pos;
+	return 0;
+}
+
 int llv_core_serve(const struct llv_source_ops *ops, void *ctx, const u8 *req, u32 len,
 		   u8 *rep, u32 *rep_len, char *msg)
 {
@@ -331,6 +633,12 @@ int llv_core_serve(const struct llv_source_ops *ops, void *ctx, const u8 *req, u
 		break;
 	case LLV_REQ_SYMBOLIZE:
 		rc = serve_symbolize(&c, rep_len);
+		break;
+	case LLV_REQ_READ_RANGES:
+		rc = serve_read_ranges(&c, rep_len);
+		break;
+	case LLV_REQ_WALK:
+		rc = serve_walk(&c, rep_len);
 		break;
 	default:
 		fmt(msg, "unknown request type %u", type);

@@ -117,11 +117,15 @@ enum llv_msg_type {
  *
  * A READ_RANGES request names up to LLV_MAX_RANGES ranges; each has
  * 1 <= len <= LLV_PAGE_SIZE and lies within one page ((addr & 4095) + len <=
- * 4096), and together they ask for at most LLV_MAX_RANGE_BYTES. The reply
- * carries one record per range, in request order.
+ * 4096), reserved is 0, and together they ask for at most
+ * LLV_MAX_RANGE_BYTES. The reply carries one record per range, in request
+ * order. LLV_MAX_RANGE_BYTES is what is left of LLV_MAX_PAYLOAD once the
+ * message header and LLV_MAX_RANGES records are counted (262408 - 8 - 256 *
+ * 16), so every valid request's reply fits in one frame (64 whole pages
+ * would not: their 64 records need 768 bytes more than READ's statuses).
  */
 #define LLV_MAX_RANGES 256u
-#define LLV_MAX_RANGE_BYTES (LLV_MAX_PAGES * LLV_PAGE_SIZE)
+#define LLV_MAX_RANGE_BYTES 258304u
 
 struct llv_range {
 	u64 addr;
