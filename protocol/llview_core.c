@@ -417,6 +417,14 @@ static u64 at(u64 base, s32 offset)
 	return base + (u64)(long long)offset;
 }
 
+/* The most one node can add (link, ranges, derefs with their pointers):
+ * every WALK reply has room for at least one node. */
+_Static_assert(sizeof(struct llv_msg) + sizeof(struct llv_walk_end) +
+		       (sizeof(struct llv_range_data) + 8) +
+		       LLV_MAX_WALK_RANGES * (sizeof(struct llv_range_data) + LLV_PAGE_SIZE) +
+		       LLV_MAX_WALK_DEREFS * (2 * sizeof(struct llv_range_data) + 8 + LLV_PAGE_SIZE)
+	       <= LLV_MAX_PAYLOAD, "one node always fits in a WALK reply");
+
 /* Checks a WALK description; 0 or an error with c->msg set. */
 static int check_walk(struct core *c, const u8 *w, u32 *max_nodes, u16 *nranges, u16 *nderefs)
 {

@@ -168,6 +168,18 @@ struct llv_range_data {
  * IDS's own read of it will report it). Ranges and derefs may straddle a
  * page boundary; offsets are signed (a list node is often inside its
  * object: ranges before it have negative offsets).
+ *
+ * As both agents implement it (protocol/llview_core.c):
+ *  - a deref's pointer comes from a range of the same node that covers all
+ *    8 bytes and was read (LLV_OK); otherwise it is its own 8-byte record,
+ *    and when that record is not LLV_OK there is no target record;
+ *  - "fits" counts each record with all its len bytes, before it is read;
+ *    a node that does not fit is taken back whole (its link record
+ *    included), so next always names a link that was not yet followed;
+ *  - nodes counts the nodes whose records are in the reply; on STOP next
+ *    is 0 (the link record that held 0 or stop is in the reply);
+ *  - link, like the offsets, is below LLV_MAX_WALK_OFFSET; count is 0 in
+ *    the request and the number of records in the reply.
  */
 #define LLV_MAX_WALK_NODES 4096u
 #define LLV_MAX_WALK_RANGES 32u
