@@ -8,13 +8,18 @@ in-kernel agent in a real guest are in tests/test_kmod.py.
 
 from __future__ import annotations
 
+import os
 import struct
+import uuid
+from pathlib import Path
 
 import pytest
 from helpers import agent_proc
-from helpers.llview_wire import MAX_PAYLOAD, MSG, PAGE, C, Client
+from helpers.llview_wire import MAX_PAYLOAD, MSG, PAGE, C, Client, ShmClient
 from helpers.pagetables import MB2, GuestMemory
 from helpers.walk_model import BAD_DESCRIPTIONS, PageReader, model_walk
+
+from llview.agent_cli import AgentProcess
 
 OK, UNMAPPED = C["LLV_OK"], C["LLV_UNMAPPED"]
 STOP, LIMIT = C["LLV_WALK_STOP"], C["LLV_WALK_LIMIT"]
@@ -96,15 +101,18 @@ def key(tmp_path_factory) -> tuple[str, bytes]:
 
 @pytest.fixture(scope="module")
 def agent(lists, key):
-    a = agent_proc.Agent(["--image", lists["image"], "--pgd", hex(lists["root"]), "--levels", "4",
-                          "--key-file", key[0]])
+    """The host agent on the image, over TCP and a shared-memory region of its own."""
+    shm = f"/dev/shm/llview-test-walk-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    a = AgentProcess(["--image", lists["image"], "--pgd", hex(lists["root"]), "--levels", "4",
+                      "--key-file", key[0]], binary=agent_proc.AGENT, shm=shm)
     yield a
     a.stop()
+    Path(shm).unlink(missing_ok=True)
 
 
-@pytest.fixture
-def client(agent, key):
-    c = Client(agent.port, key[1])
+@pytest.fixture(params=["tcp", "shm"])
+def client(request, agent, key):
+    c = Client(agent.port, key[1]) if request.param == "tcp" else ShmClient(agent.shm, key[1])
     yield c
     c.close()
 
