@@ -162,6 +162,12 @@ int llv_core_check_shm_request(u32 n, u32 area_size, const struct llv_frame_hdr 
 	return 0;
 }
 
+int llv_core_check_shm_state(u32 state, char *msg)
+{
+	fmt(msg, "state word holds %u, not a client state", state);
+	return -LLV_E_MALFORMED;
+}
+
 /* ---- requests -------------------------------------------------------- */
 
 struct core {

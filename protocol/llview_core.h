@@ -58,6 +58,10 @@ int llv_core_check_frame(const struct llv_frame_hdr *h, u64 expected_seq, char *
 int llv_core_check_shm_request(u32 request_len, u32 area_size, const struct llv_frame_hdr *h,
 			       char *msg);
 
+/* A shared-memory state word the agent did not write and no client may:
+ * always -LLV_E_MALFORMED, with the message in msg. */
+int llv_core_check_shm_state(u32 state, char *msg);
+
 /* The message for a failure that has no more detail (authentication, ...). */
 const char *llv_core_error_text(int code);
 

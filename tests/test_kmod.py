@@ -371,6 +371,20 @@ def test_bad_walk_and_range_descriptions_get_their_error(kguest: KmodGuest, tran
     _assert_guest_healthy(kguest)
 
 
+@pytest.mark.guest
+@pytest.mark.parametrize("state", [77, 0xFFFFFFFF, SHM["LLV_SHM_WELCOME"]])
+def test_garbage_state_value_over_shm_gets_a_sealed_error(kguest: KmodGuest, state: int):
+    """A state word the module did not write and no client may (garbage, or a server-only
+    state) ends the session with a sealed LLV_E_MALFORMED, as the host agent ends it."""
+    with _closing(kguest.shm_client()) as client:
+        assert client.info()["release"]
+        client.publish(state)
+        error = client.expect_error()
+        assert error.code == C["LLV_E_MALFORMED"], error
+        assert error.message == f"state word holds {state}, not a client state"
+    _expect_agent_still_serves(kguest, "shm")
+
+
 def _expect_agent_still_serves(guest: KmodGuest, transport: str = "tcp") -> None:
     with _closing(_connect(guest, transport)) as client:
         assert client.info()["release"]

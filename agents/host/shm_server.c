@@ -415,7 +415,7 @@ void llv_shm_server_run(const u8 psk[LLV_KEY_LEN], llv_serve_fn serve, int idle_
 	struct server sv = { .psk = psk, .serve = serve, .verbose = verbose,
 			     .seen = LLV_SHM_IDLE };
 	u64 last_activity = now_ns(), spin_ns = 0, replied_at = 0, think_ns = SPIN_MIN_NS / 2;
-	char msg[96];
+	char msg[LLV_CORE_MSG_MAX];
 
 	sv.req = malloc(LLV_MAX_PAYLOAD);
 	sv.rep = malloc(LLV_MAX_PAYLOAD);
@@ -458,8 +458,7 @@ void llv_shm_server_run(const u8 psk[LLV_KEY_LEN], llv_serve_fn serve, int idle_
 			logf_verbose(&sv, "session ended%s", "");
 			break;
 		default: /* garbage, or a server state the server did not write */
-			snprintf(msg, sizeof(msg), "state word holds %u, not a client state", state);
-			close_with_error(&sv, state, -LLV_E_MALFORMED, msg);
+			close_with_error(&sv, state, llv_core_check_shm_state(state, msg), msg);
 			break;
 		}
 	}

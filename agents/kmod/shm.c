@@ -18,7 +18,10 @@
  *               into a private buffer, copy it to the reply area -> REPLY
  *               (a bad frame: its sealed REP_ERROR, as over TCP -> CLOSED)
  *   REQUEST without a keyed session                  -> reply_len = 0, CLOSED
- *   anything else (IDLE, WELCOME, REPLY, CLOSED): keep waiting.
+ *   IDLE, or the state the server itself last wrote: keep waiting.
+ *   anything else (garbage, a server-only state the server did not write)
+ *            -> its sealed LLV_E_MALFORMED error (if keyed), CLOSED, as the host
+ *               agent answers it.
  * A HELLO is served whenever it appears, so a client that takes the region
  * over from a dead owner starts afresh. A client silent for idle_timeout
  * (no state or generation change) loses the region: state IDLE, owner 0.
@@ -71,6 +74,7 @@ struct llv_shm {
 	struct task_struct *thread;
 	struct llv_session session;
 	u8 *rx, *tx; /* private: the opened request and the reply being sealed */
+	u32 seen;    /* the state the server last wrote, or IDLE the client wrote */
 };
 
 /* The generation word is a plain u32 in the region; atomic_t has its layout. */
@@ -82,11 +86,12 @@ static void bump_generation(struct llv_shm_control *ctl)
 /* Every state change the server makes: compare-and-swap from the state it
  * acted on (full barrier: what it wrote before is visible first), then the
  * generation. False when the client moved first; the loop sees its state. */
-static bool move_state(struct llv_shm_control *ctl, u32 from, u32 next)
+static bool move_state(struct llv_shm *d, u32 from, u32 next)
 {
-	if (cmpxchg(&ctl->state, from, next) != from)
+	if (cmpxchg(&d->ctl->state, from, next) != from)
 		return false;
-	bump_generation(ctl);
+	bump_generation(d->ctl);
+	d->seen = next;
 	return true;
 }
 
@@ -95,7 +100,7 @@ static void close_silently(struct llv_shm *d, u32 from)
 {
 	d->session.keyed = false;
 	WRITE_ONCE(d->ctl->reply_len, 0);
-	move_state(d->ctl, from, LLV_SHM_CLOSED);
+	move_state(d, from, LLV_SHM_CLOSED);
 }
 
 /* Publishes the sealed answer to a REQUEST at d->tx (if sealing failed, nothing). */
@@ -109,7 +114,7 @@ static void send_reply(struct llv_shm *d, int frame_len, bool last)
 		d->session.keyed = false;
 	memcpy(llv_shm_reply_area(d->base), d->tx, frame_len);
 	WRITE_ONCE(d->ctl->reply_len, frame_len);
-	move_state(d->ctl, LLV_SHM_REQUEST, last ? LLV_SHM_CLOSED : LLV_SHM_REPLY);
+	move_state(d, LLV_SHM_REQUEST, last ? LLV_SHM_CLOSED : LLV_SHM_REPLY);
 }
 
 static void serve_hello(struct llv_shm *d)
@@ -127,7 +132,7 @@ static void serve_hello(struct llv_shm *d)
 		return;
 	}
 	memcpy(&d->ctl->server_hello, &mine, sizeof(mine));
-	if (!move_state(d->ctl, LLV_SHM_HELLO, LLV_SHM_WELCOME))
+	if (!move_state(d, LLV_SHM_HELLO, LLV_SHM_WELCOME))
 		d->session.keyed = false;
 }
 
@@ -162,6 +167,26 @@ error:
 	send_reply(d, llv_seal_error(&d->session, d->tx, code, why), true);
 }
 
+/* A state value the server did not write and no client may (garbage, or a
+ * server-only state): the session ends, with a sealed LLV_E_MALFORMED when
+ * it is keyed, as the host agent ends it. */
+static void serve_bad_state(struct llv_shm *d, u32 state)
+{
+	char why[LLV_CORE_MSG_MAX];
+	int frame_len = -1;
+
+	llv_core_check_shm_state(state, why);
+	if (d->session.keyed)
+		frame_len = llv_seal_error(&d->session, d->tx, LLV_E_MALFORMED, why);
+	else
+		pr_info_ratelimited("llview_agent: shm: closing session: %s\n", why);
+	d->session.keyed = false;
+	if (frame_len > 0)
+		memcpy(llv_shm_reply_area(d->base), d->tx, frame_len);
+	WRITE_ONCE(d->ctl->reply_len, frame_len > 0 ? frame_len : 0);
+	move_state(d, state, LLV_SHM_CLOSED);
+}
+
 /* rmmod: every session ends in CLOSED, so a waiting IDS learns at once (see
  * the banner). A few tries only: a client flipping the state must not keep
  * the module from unloading. */
@@ -183,7 +208,7 @@ static void end_session_on_stop(struct llv_shm *d)
 		}
 		if (state != LLV_SHM_WELCOME && state != LLV_SHM_REPLY)
 			break; /* IDLE, CLOSED or garbage: no session to end */
-		if (move_state(d->ctl, state, LLV_SHM_CLOSED))
+		if (move_state(d, state, LLV_SHM_CLOSED))
 			break;
 	}
 	d->session.keyed = false;
@@ -208,7 +233,7 @@ static void free_if_idle(struct llv_shm *d, u32 state, u64 quiet)
 
 	if (!idle_ns || quiet < idle_ns || (!owner && state == LLV_SHM_IDLE))
 		return;
-	if (!move_state(d->ctl, state, LLV_SHM_IDLE))
+	if (!move_state(d, state, LLV_SHM_IDLE))
 		return; /* the client just moved: not idle after all */
 	d->session.keyed = false;
 	cmpxchg(&d->ctl->owner, owner, 0);
@@ -237,11 +262,20 @@ static int shm_serve(void *arg)
 			nap_us = NAP_MIN_US;
 			continue;
 		}
+		if (state != d->seen && state != LLV_SHM_IDLE) {
+			serve_bad_state(d, state);
+			last_active = ktime_get_ns();
+			seen_generation = READ_ONCE(d->ctl->generation);
+			nap_us = NAP_MIN_US;
+			continue;
+		}
 		if (generation != seen_generation) { /* the client moved (e.g. released) */
 			seen_generation = generation;
 			last_active = ktime_get_ns();
-			if (state == LLV_SHM_IDLE)
+			if (state == LLV_SHM_IDLE) {
 				d->session.keyed = false;
+				d->seen = LLV_SHM_IDLE;
+			}
 		}
 		quiet = ktime_get_ns() - last_active;
 		free_if_idle(d, state, quiet);
