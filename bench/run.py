@@ -67,7 +67,7 @@ def bench_cache_hit() -> None:
 
 def bench_fetch(port: int, key: Path) -> None:
     section("2. one encrypted 4 KiB fetch over TCP vs a bare loopback TCP round trip")
-    subprocess.run([str(REPO / "agents" / "host" / "build" / "llview-fetch-bench"),
+    subprocess.run([str(REPO / "bench" / "build" / "llview-fetch-bench"),
                     "--agent", f"127.0.0.1:{port}", "--key-file", str(key),
                     "--symbol", "init_task"], check=True)
 
@@ -103,7 +103,7 @@ def bench_shm(vm: VM, key: Path, pslist: Path, runs: int) -> None:
     agent = AgentProcess(["--ram", vm.ram_path, "--ram-size", str(vm.ram_size), "--key-file",
                           str(key)], binary=agent_proc.AGENT, shm=region)
     try:
-        subprocess.run([str(REPO / "agents" / "host" / "build" / "llview-shm-pingpong"),
+        subprocess.run([str(REPO / "bench" / "build" / "llview-shm-pingpong"),
                         "--shm", region, "--key-file", str(key), "--symbol", "init_task",
                         "--rounds", str(max(3, runs)), "--ids", str(pslist)], check=True)
     finally:
@@ -215,6 +215,7 @@ def main() -> int:
 
     agent_proc.build()
     subprocess.run(["make", "-s", "-C", str(REPO / "runtime")], check=True)
+    subprocess.run(["make", "-s", "-C", str(REPO / "bench")], check=True)
     workdir = Path(tempfile.mkdtemp(prefix="llview-bench-"))
     key = args.key or workdir / "key.bin"
     if not args.key:

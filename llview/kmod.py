@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llview.kernel.profile import Profile
-from llview.paths import AGENTS_DIR, LlviewError, cache_dir
+from llview.paths import AGENTS_DIR, PROTOCOL_DIR, LlviewError, cache_dir
 
 MODULE_NAME = "llview_agent"
 KEY_DEVICE = "/dev/llview-key"
@@ -50,10 +50,16 @@ CRYPTO_MODULES = ("gcm", "ctr", "ghash_generic")
 # may fail on a CPU without them, and that is fine.
 OPTIONAL_MODULES = ("aesni_intel", "ghash_clmulni_intel")
 
-SHM_REGION_SIZE = 1 << 20  # LLV_SHM_SIZE in agents/common/llview_shm.h (checked by the tests)
+SHM_REGION_SIZE = 1 << 20  # LLV_SHM_SIZE in protocol/llview_shm.h (checked by the tests)
 
 _SOURCE_DIR = AGENTS_DIR / "kmod"
-_COMMON_HEADERS = ("llview_proto.h", "llview_shm.h")  # what the module includes from common/
+# What the module compiles from protocol/: the headers, and the request core shared with the
+# host agent (agents/kmod/core.c includes llview_core.c).
+_PROTOCOL_FILES = ("llview_proto.h", "llview_shm.h", "llview_compat.h", "llview_core.h",
+                   "llview_core.c")
+# The build directory mirrors the repository (agents/kmod next to protocol/), so the Kbuild
+# file's -I$(src)/../../protocol holds in both.
+_MODULE_SUBDIR = "agents/kmod"
 
 
 def _say(msg: str, quiet: bool) -> None:
@@ -98,11 +104,11 @@ def source_files(source_dir: Path, prefix: str) -> dict[str, bytes]:
 
 def _module_sources() -> dict[str, bytes]:
     """The files a build needs, by path relative to the build directory."""
-    files = source_files(_SOURCE_DIR, "kmod")
+    files = source_files(_SOURCE_DIR, _MODULE_SUBDIR)
     if not any(name.endswith(".c") for name in files):
         raise LlviewError(f"no kernel agent sources in {_SOURCE_DIR}")
-    for header in _COMMON_HEADERS:
-        files[f"common/{header}"] = (AGENTS_DIR / "common" / header).read_bytes()
+    for name in _PROTOCOL_FILES:
+        files[f"protocol/{name}"] = (PROTOCOL_DIR / name).read_bytes()
     return files
 
 
@@ -164,7 +170,7 @@ def build_external_module(profile: Profile, sources: dict[str, bytes], subdir: s
 
 def build_module(profile: Profile, quiet: bool = False) -> Path:
     """Builds llview_agent.ko for the profile's kernel (cached by release and source hash)."""
-    return build_external_module(profile, _module_sources(), "kmod", MODULE_NAME,
+    return build_external_module(profile, _module_sources(), _MODULE_SUBDIR, MODULE_NAME,
                                  what="the kernel agent", quiet=quiet)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME_DIR = REPO / "runtime"
 AGENTS_DIR = REPO / "agents"
+PROTOCOL_DIR = REPO / "protocol"
 KERNEL_HEADERS_DIR = REPO / "kernel_headers"
 
 

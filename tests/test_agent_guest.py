@@ -149,3 +149,49 @@ def test_system_map_cross_check(guest, key, guest_kallsyms, tmp_path, client):
     with pytest.raises(LlviewError, match="1 mismatched"):
         agent_proc.Agent(["--ram", guest.ram_path, "--key-file", key[0],
                           "--system-map", str(bad)])
+
+
+def _offset(field: str) -> int:
+    out = subprocess.run([sys.executable, "-m", "llview.cli", "layout", field],
+                         capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"offset (\d+)", out).group(1))
+
+
+def test_walk_of_init_task_tasks_matches_read_and_proc(client, guest, guest_kallsyms):
+    """WALK on the real guest's task list, served from its RAM by the host agent: the same
+    records as the IDS's own page-by-page reading, every process of /proc, and a walk too
+    big for one reply continued from `next` gives the same tasks."""
+    from helpers.walk_model import PageReader, model_walk
+
+    tasks, pid, comm = (_offset(f"task_struct.{f}") for f in ("tasks", "pid", "comm"))
+    head = guest_kallsyms["init_task"] + tasks
+    ranges = [(pid - tasks, 4), (comm - tasks, 16)]
+    listing = "for p in /proc/[0-9]*; do echo ${p#/proc/}; done"  # ls fails on a process that
+    before = {int(p) for p in guest_exec(guest, listing).split() if p.isdigit()}  # just exited
+    for _attempt in range(4):  # the guest runs on while the two readings are made
+        result = client.walk(head, head, 0, C["LLV_MAX_WALK_NODES"], ranges)
+        if result == model_walk(PageReader(client), head, head, 0, C["LLV_MAX_WALK_NODES"],
+                                ranges):
+            break
+    else:
+        pytest.fail("the walk never matched READ-based reading of the same list")
+    after = {int(p) for p in guest_exec(guest, listing).split() if p.isdigit()}
+    assert result.reason == C["LLV_WALK_STOP"]
+    pids = [int.from_bytes(r.data, "little", signed=True) for r in result.records if r.len == 4]
+    assert len(pids) == result.nodes > 50 and {1, 2} <= set(pids)
+    assert before & after <= set(pids)
+    big = ranges + [(-tasks, 4096)]
+    for _attempt in range(4):
+        parts, first = [], head
+        while not parts or parts[-1].reason == C["LLV_WALK_FULL"]:
+            parts.append(client.walk(first, head, 0, C["LLV_MAX_WALK_NODES"], big))
+            first = parts[-1].next
+        again = client.walk(head, head, 0, C["LLV_MAX_WALK_NODES"], ranges)
+        split = [int.from_bytes(r.data, "little", signed=True) for p in parts
+                 for r in p.records if r.len == 4]
+        if split == [int.from_bytes(r.data, "little", signed=True) for r in again.records
+                     if r.len == 4]:
+            break
+    assert len(parts) > 1 and parts[-1].reason == C["LLV_WALK_STOP"]
+    assert split == [int.from_bytes(r.data, "little", signed=True) for r in again.records
+                     if r.len == 4]

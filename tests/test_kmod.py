@@ -228,6 +228,163 @@ def test_read_of_the_most_pages_one_request_may_name(kguest: KmodGuest, transpor
         assert client.expect_error().code == C["LLV_E_TOO_LARGE"]
 
 
+# ---- READ_RANGES and WALK (protocol/llview_core.c, as the host agent serves them) --------------
+
+
+def _layout(field: str) -> int:
+    out = subprocess.run([sys.executable, "-m", "llview.cli", "layout", field],
+                         capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"offset (\d+)", out).group(1))
+
+
+@pytest.fixture(scope="module")
+def task_offsets() -> dict[str, int]:
+    """Where tasks, pid and comm lie in the profile kernel's task_struct."""
+    return {f: _layout(f"task_struct.{f}") for f in ("tasks", "pid", "comm")}
+
+
+def _task_walk_args(guest: KmodGuest, client: Client, off: dict[str, int]):
+    """init_task.tasks as a WALK: from &init_task.tasks.next until the list head; each node's
+    pid and comm (negative offsets: the node is inside its task_struct)."""
+    init_task, = client.syms(["init_task"])
+    assert init_task == _kallsyms(guest, "init_task")
+    head = init_task + off["tasks"]
+    ranges = [(off["pid"] - off["tasks"], 4), (off["comm"] - off["tasks"], 16)]
+    return head, ranges
+
+
+def _pids(result, off: dict[str, int]) -> list[int]:
+    return [struct.unpack("<i", r.data)[0] for r in result.records
+            if r.len == 4 and r.status == C["LLV_OK"]]
+
+
+def _proc_pids(guest: KmodGuest) -> set[int]:
+    # A glob, not ls: ls fails on a process that exits between readdir and stat.
+    out = guest.check("for p in /proc/[0-9]*; do echo ${p#/proc/}; done")
+    return {int(p) for p in out.split() if p.isdigit()}
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_read_ranges_equal_read_of_the_page(kguest: KmodGuest, transport: str):
+    with _closing(_connect(kguest, transport)) as client:
+        banner_at, stext = client.syms(["linux_banner", "_stext"])
+        page = banner_at & ~(PAGE - 1)
+        whole, = client.read([page])
+        ranges = [(banner_at, 64), (page, PAGE), (page + PAGE - 3, 3), (stext + 100, 1),
+                  (0xFFFF800000000000, 8), (0x400000, 16), (NONCANONICAL, 8)]
+        records = client.read_ranges(ranges)
+        assert whole[0] == C["LLV_OK"]
+        off = banner_at - page
+        assert records[0].data == whole[1][off:off + 64]
+        assert records[0].data.startswith(b"Linux version")
+        assert records[1].data == whole[1]
+        assert records[2].data == whole[1][-3:]
+        assert records[3].data == client.read([stext])[0][1][100:101]
+        assert [r.status for r in records[4:]] == [C["LLV_UNMAPPED"], C["LLV_USER_ADDRESS"],
+                                                   C["LLV_NONCANONICAL"]]
+        assert all(r.data is None for r in records[4:])
+    _assert_guest_healthy(kguest)
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_walk_of_init_task_tasks_returns_every_task(kguest: KmodGuest, transport: str,
+                                                    task_offsets):
+    from helpers.walk_model import PageReader, model_walk
+
+    with _closing(_connect(kguest, transport)) as client:
+        head, ranges = _task_walk_args(kguest, client, task_offsets)
+        before = _proc_pids(kguest)
+        for _attempt in range(4):  # tasks come and go between the walk and the READs
+            result = client.walk(head, head, 0, C["LLV_MAX_WALK_NODES"], ranges)
+            slow = model_walk(PageReader(client), head, head, 0, C["LLV_MAX_WALK_NODES"], ranges)
+            if result == slow:
+                break
+        assert result == slow, "the walk differs from READ-based reading of the same list"
+        after = _proc_pids(kguest)
+    assert result.reason == C["LLV_WALK_STOP"] and result.nodes > 200  # GUEST_TASKS
+    pids = _pids(result, task_offsets)
+    assert len(pids) == result.nodes == len(set(pids))
+    assert before & after <= set(pids), "a process in /proc is missing from the walk"
+    assert {1, 2} <= set(pids) and 0 not in pids  # init_task itself is the head
+    comms = [r.data.split(b"\0")[0] for r in result.records if r.len == 16]
+    assert comms[pids.index(2)] == b"kthreadd"
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_walk_cycle_bad_link_and_continuation(kguest: KmodGuest, transport: str,
+                                              task_offsets):
+    with _closing(_connect(kguest, transport)) as client:
+        head, ranges = _task_walk_args(kguest, client, task_offsets)
+        # A cycle: with a stop value that never comes, the circular task list (head included)
+        # goes round until max_nodes.
+        cycle = client.walk(head, 1, 0, 1000, ranges[:1])
+        assert (cycle.nodes, cycle.reason) == (1000, C["LLV_WALK_LIMIT"])
+        nodes = [struct.unpack("<Q", r.data)[0] for r in cycle.records if r.len == 8]
+        assert len(nodes) == 1000 and head in nodes and len(set(nodes)) < 1000
+        # Unmapped first link: nothing visited. A node that is not a pointer ("Linux ve"):
+        # its ranges and its link are non-canonical, the walk ends there.
+        guard = client.walk(0xFFFF800000000000, 0, 0, 10)
+        assert (guard.nodes, guard.reason, guard.next) == (0, C["LLV_WALK_BAD_LINK"],
+                                                           0xFFFF800000000000)
+        assert [r.status for r in guard.records] == [C["LLV_UNMAPPED"]]
+        banner_at, = client.syms(["linux_banner"])
+        text = client.walk(banner_at, 0, 0, 10, [(0, 8)])
+        assert (text.nodes, text.reason) == (1, C["LLV_WALK_BAD_LINK"])
+        assert text.next == int.from_bytes(b"Linux ve", "little")
+        assert [r.status for r in text.records] == [C["LLV_OK"], C["LLV_NONCANONICAL"],
+                                                    C["LLV_NONCANONICAL"]]
+        # Too big for one reply: FULL, and continuing from next gives the rest of the list.
+        big = ranges + [(-task_offsets["tasks"], PAGE)]
+        for _attempt in range(4):  # tasks come and go between the walks
+            whole = client.walk(head, head, 0, C["LLV_MAX_WALK_NODES"], ranges)
+            parts, first = [], head
+            while True:
+                part = client.walk(first, head, 0, C["LLV_MAX_WALK_NODES"], big)
+                parts.append(part)
+                if part.reason != C["LLV_WALK_FULL"]:
+                    break
+                assert part.nodes > 0
+                first = part.next
+            pids = [p for part in parts for p in _pids(part, task_offsets)]
+            if pids == _pids(whole, task_offsets):
+                break
+        assert len(parts) > 2 and parts[-1].reason == C["LLV_WALK_STOP"]
+        assert pids == _pids(whole, task_offsets)
+        assert sum(part.nodes for part in parts) == whole.nodes
+    _assert_guest_healthy(kguest)
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bad_walk_and_range_descriptions_get_their_error(kguest: KmodGuest, transport: str):
+    from helpers.walk_model import BAD_DESCRIPTIONS
+
+    for name, mtype, count, body, code, words in BAD_DESCRIPTIONS:
+        with _closing(_connect(kguest, transport)) as client:
+            client.send_raw(client.seal(MSG.pack(mtype, 0, count) + body))
+            error = client.expect_error()
+            assert error.code == code and words in error.message, (name, error.message)
+    _expect_agent_still_serves(kguest, transport)
+    _assert_guest_healthy(kguest)
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("state", [77, 0xFFFFFFFF, SHM["LLV_SHM_WELCOME"]])
+def test_garbage_state_value_over_shm_gets_a_sealed_error(kguest: KmodGuest, state: int):
+    """A state word the module did not write and no client may (garbage, or a server-only
+    state) ends the session with a sealed LLV_E_MALFORMED, as the host agent ends it."""
+    with _closing(kguest.shm_client()) as client:
+        assert client.info()["release"]
+        client.publish(state)
+        error = client.expect_error()
+        assert error.code == C["LLV_E_MALFORMED"], error
+        assert error.message == f"state word holds {state}, not a client state"
+    _expect_agent_still_serves(kguest, "shm")
+
+
 def _expect_agent_still_serves(guest: KmodGuest, transport: str = "tcp") -> None:
     with _closing(_connect(guest, transport)) as client:
         assert client.info()["release"]

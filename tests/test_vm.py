@@ -166,7 +166,7 @@ def test_cli_kernel_agent_key_checks(tmp_path, monkeypatch):
 
 
 def test_shm_size_is_the_headers():
-    header = (REPO / "agents" / "common" / "llview_shm.h").read_text()
+    header = (REPO / "protocol" / "llview_shm.h").read_text()
     shift = re.search(r"#define LLV_SHM_SIZE \(1u << (\d+)\)", header)
     assert shift and qemu.SHM_SIZE == 1 << int(shift.group(1))
 

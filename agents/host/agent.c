@@ -33,8 +33,10 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
-#include "../common/llview_wire.h"
+#include "llview_core.h"
+#include "llview_wire.h"
 #include "kernel.h"
 #include "memsrc.h"
 #include "shm_server.h"
@@ -271,8 +273,9 @@ struct conn {
 /* Receives and opens the next request frame. Reads whatever the socket
  * holds into c->in, so a whole small request costs one recv (llv_recv_msg
  * needs two); the header is still checked before the body is awaited.
- * Returns 0 or a negative enum llv_error / llv_wire_error. */
-static int recv_request(struct conn *c, u32 *len)
+ * Returns 0 or a negative enum llv_error (with a message in msg) /
+ * llv_wire_error. */
+static int recv_request(struct conn *c, u32 *len, char *msg)
 {
 	struct llv_frame_hdr h;
 	size_t need = sizeof(h);
@@ -293,13 +296,15 @@ static int recv_request(struct conn *c, u32 *len)
 		if (have_header)
 			break;
 		memcpy(&h, c->in, sizeof(h));
-		if ((rc = llv_check_header(&c->s, &h)))
+		if ((rc = llv_core_check_frame(&h, c->s.recv_seq, msg)))
 			return rc;
 		need = llv_frame_size(h.len); /* <= IN_CAP: the check bounds h.len */
 		have_header = 1;
 	}
-	if ((rc = llv_open(&c->s, &h, c->in + sizeof(h), c->req)))
+	if ((rc = llv_open(&c->s, &h, c->in + sizeof(h), c->req))) {
+		snprintf(msg, LLV_CORE_MSG_MAX, "%s", llv_core_error_text(rc));
 		return rc;
+	}
 	*len = h.len;
 	c->have -= need;
 	memmove(c->in, c->in + need, c->have);
@@ -314,165 +319,53 @@ static void set_timeout(int fd, int seconds)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-/* READ: count page addresses in, count statuses plus the mapped pages out. */
-/* A request whose body is count u64 addresses (READ, SYMBOLIZE): at most
- * max of them, and exactly that many bytes. 0, or an error with msg set. */
-static int check_addresses(const char *what, const char *unit, u32 len, u32 count, u32 max,
-			   char *msg, size_t msglen)
+/* ---- the memory source of the request core (protocol/llview_core.c) ---- */
+
+static u32 src_read(void *ctx, u64 addr, u32 len, u8 *out)
 {
-	if (count > max) {
-		snprintf(msg, msglen, "%s of %u %s: at most %u per request", what, count, unit, max);
-		return -LLV_E_TOO_LARGE;
-	}
-	if (len != sizeof(struct llv_msg) + count * sizeof(u64)) {
-		snprintf(msg, msglen, "%s of %u %s must carry %zu bytes, not %u", what, count, unit,
-			 sizeof(struct llv_msg) + count * sizeof(u64), len);
-		return -LLV_E_MALFORMED;
-	}
+	int st;
+	const u8 *page = llv_kernel_page(ctx, addr & ~(u64)(LLV_PAGE_SIZE - 1), &st);
+
+	if (page)
+		memcpy(out, page + (addr & (LLV_PAGE_SIZE - 1)), len);
+	return (u32)st;
+}
+
+static u64 src_lookup(void *ctx, const char *name)
+{
+	return llv_kernel_symbol(ctx, name);
+}
+
+static int src_symbolize(void *ctx, u64 addr, u64 *start, u64 *size, char *name, u32 cap)
+{
+	const char *found = llv_kernel_symbolize(ctx, addr, start, size);
+
+	if (!found)
+		return -1;
+	snprintf(name, cap, "%s", found);
 	return 0;
 }
 
-static int serve_read(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_len, char *msg,
-		      size_t msglen)
+static void src_info(void *ctx, struct llv_info *info)
 {
-	u32 *status = (u32 *)(rep + sizeof(struct llv_msg));
-	u8 *pages = rep + sizeof(struct llv_msg) + count * sizeof(u32);
-	int rc = check_addresses("READ", "pages", len, count, LLV_MAX_PAGES, msg, msglen);
+	const struct llv_kernel *k = ctx;
 
-	if (rc)
-		return rc;
-	for (u32 i = 0; i < count; i++) {
-		u64 va;
-		int st;
-		const u8 *page;
-
-		memcpy(&va, req + sizeof(struct llv_msg) + i * sizeof(u64), sizeof(va));
-		page = llv_kernel_page(&kernel, va & ~4095ull, &st);
-		status[i] = (u32)st;
-		if (page) {
-			memcpy(pages, page, LLV_PAGE_SIZE);
-			pages += LLV_PAGE_SIZE;
-		}
-	}
-	*rep_len = (u32)(pages - rep);
-	return 0;
+	info->kaslr_offset = k->vi.kernel_offset;
+	info->page_offset_base = k->page_offset_base;
+	info->paging_levels = k->mode->nlevels;
+	snprintf(info->release, sizeof(info->release), "%s", k->vi.release);
 }
 
-/* SYMS: count NUL-terminated names in, count addresses out. */
-static int serve_syms(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_len, char *msg,
-		      size_t msglen)
-{
-	const u32 max = (LLV_MAX_PAYLOAD - sizeof(struct llv_msg)) / sizeof(u64);
-	const char *p = (const char *)req + sizeof(struct llv_msg);
-	const char *end = (const char *)req + len;
-	u8 *out = rep + sizeof(struct llv_msg);
+static const struct llv_source_ops source_ops = {
+	.read = src_read, .lookup = src_lookup, .symbolize = src_symbolize, .info = src_info,
+};
 
-	if (count > max) {
-		snprintf(msg, msglen, "SYMS of %u names: at most %u per request", count, max);
-		return -LLV_E_TOO_LARGE;
-	}
-	for (u32 i = 0; i < count; i++) {
-		const char *nul = memchr(p, 0, (size_t)(end - p));
-		u64 addr;
-
-		if (!nul) {
-			snprintf(msg, msglen, "SYMS announces %u names but carries only %u", count, i);
-			return -LLV_E_MALFORMED;
-		}
-		addr = llv_kernel_symbol(&kernel, p);
-		memcpy(out + i * sizeof(u64), &addr, sizeof(addr));
-		p = nul + 1;
-	}
-	if (p != end) {
-		snprintf(msg, msglen, "SYMS carries %zu bytes after its %u names", (size_t)(end - p),
-			 count);
-		return -LLV_E_MALFORMED;
-	}
-	*rep_len = sizeof(struct llv_msg) + count * sizeof(u64);
-	return 0;
-}
-
-/* SYMBOLIZE: count addresses in; count struct llv_symbol, then the names, out. */
-static int serve_symbolize(const u8 *req, u32 len, u32 count, u8 *rep, u32 *rep_len, char *msg,
-			   size_t msglen)
-{
-	struct llv_symbol *sym = (struct llv_symbol *)(rep + sizeof(struct llv_msg));
-	char *names = (char *)(sym + count);
-	int rc = check_addresses("SYMBOLIZE", "addresses", len, count, LLV_MAX_SYMBOLIZE, msg,
-				 msglen);
-
-	if (rc)
-		return rc;
-	for (u32 i = 0; i < count; i++) {
-		u64 va, start = 0, size = 0;
-		const char *name;
-
-		memcpy(&va, req + sizeof(struct llv_msg) + i * sizeof(u64), sizeof(va));
-		name = llv_kernel_symbolize(&kernel, va, &start, &size);
-		if (!name)
-			name = "", start = size = 0;
-		memcpy(&sym[i].start, &start, sizeof(start));
-		memcpy(&sym[i].size, &size, sizeof(size));
-		/* kallsyms names are shorter than KSYM_NAME_LEN (checked at decode). */
-		names = stpcpy(names, name) + 1;
-	}
-	*rep_len = (u32)((u8 *)names - rep);
-	return 0;
-}
-
-static int serve_info(u32 len, u8 *rep, u32 *rep_len, char *msg, size_t msglen)
-{
-	struct llv_info info = {
-		.kaslr_offset = kernel.vi.kernel_offset,
-		.page_offset_base = kernel.page_offset_base,
-		.paging_levels = kernel.mode->nlevels,
-	};
-
-	if (len != sizeof(struct llv_msg)) {
-		snprintf(msg, msglen, "INFO has no body, but %u bytes came", len);
-		return -LLV_E_MALFORMED;
-	}
-	snprintf(info.release, sizeof(info.release), "%s", kernel.vi.release);
-	memcpy(rep + sizeof(struct llv_msg), &info, sizeof(info));
-	*rep_len = sizeof(struct llv_msg) + sizeof(info);
-	return 0;
-}
-
-/* Serves one decrypted request; returns 0 with the reply in rep, or a
- * negative enum llv_error with a message. */
+/* Serves one decrypted request through the core; returns 0 with the reply
+ * in rep, or a negative enum llv_error with a message. */
 static int serve(const u8 *req, u32 len, u8 *rep, u32 *rep_len, char *msg, size_t msglen)
 {
-	struct llv_msg m;
-	int rc;
-
-	if (len < sizeof(m)) {
-		snprintf(msg, msglen, "message of %u bytes is shorter than its header", len);
-		return -LLV_E_MALFORMED;
-	}
-	memcpy(&m, req, sizeof(m));
-	switch (m.type) {
-	case LLV_REQ_READ:
-		rc = serve_read(req, len, m.count, rep, rep_len, msg, msglen);
-		break;
-	case LLV_REQ_SYMS:
-		rc = serve_syms(req, len, m.count, rep, rep_len, msg, msglen);
-		break;
-	case LLV_REQ_INFO:
-		rc = serve_info(len, rep, rep_len, msg, msglen);
-		break;
-	case LLV_REQ_SYMBOLIZE:
-		rc = serve_symbolize(req, len, m.count, rep, rep_len, msg, msglen);
-		break;
-	default:
-		snprintf(msg, msglen, "unknown request type %u", m.type);
-		return -LLV_E_BAD_TYPE;
-	}
-	if (!rc) {
-		struct llv_msg out = { .type = (u16)(m.type + 1), .count = m.count };
-
-		memcpy(rep, &out, sizeof(out));
-	}
-	return rc;
+	(void)msglen; /* >= LLV_CORE_MSG_MAX at both callers */
+	return llv_core_serve(&source_ops, &kernel, req, len, rep, rep_len, msg);
 }
 
 /* Sends a sealed REP_ERROR, then closes gracefully: half-close and drain
@@ -502,6 +395,43 @@ static void send_error_and_close(struct conn *c, int code, const char *msg)
 	}
 }
 
+/* The server's hello: the client's is checked by the core; a bad one is
+ * closed without a reply (no key yet to seal one with), as the in-kernel
+ * agent does. */
+static int handshake(struct conn *c, char *msg)
+{
+	struct llv_hello theirs, mine = { .magic = LLV_MAGIC, .version = LLV_VERSION,
+					  .role = LLV_ROLE_SERVER };
+	size_t got = 0;
+	int rc;
+
+	while (got < sizeof(theirs)) {
+		ssize_t n = recv(c->fd, (u8 *)&theirs + got, sizeof(theirs) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -LLV_W_TIMEOUT : -LLV_W_IO;
+		if (n == 0)
+			return -LLV_W_CLOSED;
+		got += (size_t)n;
+	}
+	if ((rc = llv_core_check_hello(&theirs, msg)))
+		return rc;
+	if (RAND_bytes(mine.random, LLV_RANDOM_LEN) != 1)
+		return -LLV_W_CRYPTO;
+	for (size_t sent = 0; sent < sizeof(mine);) {
+		ssize_t n = send(c->fd, (const u8 *)&mine + sent, sizeof(mine) - sent, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -LLV_W_TIMEOUT : -LLV_W_IO;
+		sent += (size_t)n;
+	}
+	return llv_session_init(&c->s, psk, theirs.random, mine.random, LLV_ROLE_SERVER);
+}
+
 static void *client_thread(void *arg)
 {
 	struct conn *c = arg;
@@ -512,18 +442,18 @@ static void *client_thread(void *arg)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	set_timeout(c->fd, opt.handshake_s < opt.idle_s ? opt.handshake_s : opt.idle_s);
-	if ((rc = llv_handshake_server(c->fd, psk, &c->s))) {
+	if ((rc = handshake(c, msg))) {
 		if (opt.verbose)
 			fprintf(stderr, "llview-agent: %s: handshake failed: %s\n", c->peer,
-				llv_strerror(rc));
+				rc == -LLV_E_BAD_MAGIC ? msg : llv_strerror(rc));
 		goto out;
 	}
 	set_timeout(c->fd, opt.idle_s);
 	for (;;) {
-		rc = recv_request(c, &len);
+		rc = recv_request(c, &len, msg);
 		if (rc) {
 			if (-rc >= LLV_E_BAD_MAGIC && -rc <= LLV_E_INTERNAL)
-				send_error_and_close(c, rc, llv_strerror(rc));
+				send_error_and_close(c, rc, msg);
 			else if (opt.verbose && rc != -LLV_W_CLOSED)
 				fprintf(stderr, "llview-agent: %s: %s\n", c->peer, llv_strerror(rc));
 			break;

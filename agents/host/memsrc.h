@@ -20,7 +20,7 @@
 #define LLVIEW_MEMSRC_H
 
 #include <stddef.h>
-#include "../common/llview_proto.h"
+#include "llview_proto.h"
 
 #define LLV_NO_PHYS (~0ull) /* phys_of(): the file offset holds no guest RAM */
 

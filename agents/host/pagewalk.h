@@ -10,7 +10,7 @@
 #define LLVIEW_PAGEWALK_H
 
 #include <stddef.h>
-#include "../common/llview_proto.h"
+#include "llview_proto.h"
 
 struct llv_paging_level {
 	const char *name; /* the SDM's name for the table this level indexes */

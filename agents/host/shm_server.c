@@ -37,8 +37,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "../common/llview_shm.h"
-#include "../common/llview_wire.h"
+#include "llview_core.h"
+#include "llview_shm.h"
+#include "llview_wire.h"
 
 /* How long to spin after each reply before sleeping: twice the client's
  * recent think time (reply to next request, a running average), within
@@ -282,14 +283,14 @@ static void close_with_error(struct server *sv, u32 from, int code, const char *
 
 static void answer_hello(struct server *sv)
 {
+	char msg[LLV_CORE_MSG_MAX];
 	struct llv_hello theirs, mine = { .magic = LLV_MAGIC, .version = LLV_VERSION,
 					  .role = LLV_ROLE_SERVER };
 
 	end_session(sv);
 	memcpy(&theirs, &ctl->client_hello, sizeof(theirs));
-	if (theirs.magic != LLV_MAGIC || theirs.version != LLV_VERSION ||
-	    theirs.role != LLV_ROLE_CLIENT) {
-		close_with_error(sv, LLV_SHM_HELLO, -LLV_E_BAD_MAGIC, "bad hello (magic, version or role)");
+	if (llv_core_check_hello(&theirs, msg)) { /* no key: closed without a reply */
+		close_with_error(sv, LLV_SHM_HELLO, -LLV_E_BAD_MAGIC, msg);
 		return;
 	}
 	if (RAND_bytes(mine.random, LLV_RANDOM_LEN) != 1 ||
@@ -324,32 +325,20 @@ static void answer_request(struct server *sv)
 		close_with_error(sv, LLV_SHM_REQUEST, -LLV_E_MALFORMED, "request before the handshake");
 		return;
 	}
-	if (n > LLV_SHM_AREA_SIZE) {
-		snprintf(msg, sizeof(msg), "request_len %u exceeds the request area (%u bytes)", n,
-			 LLV_SHM_AREA_SIZE);
-		close_with_error(sv, LLV_SHM_REQUEST, -LLV_E_TOO_LARGE, msg);
-		return;
-	}
-	if (n < llv_frame_size(0)) {
-		snprintf(msg, sizeof(msg), "request_len %u is shorter than a frame", n);
-		close_with_error(sv, LLV_SHM_REQUEST, -LLV_E_MALFORMED, msg);
+	if ((rc = llv_core_check_shm_request(n, LLV_SHM_AREA_SIZE, NULL, msg))) {
+		close_with_error(sv, LLV_SHM_REQUEST, rc, msg);
 		return;
 	}
 	/* Copy out first: the client can rewrite the area while we look. */
 	memcpy(&h, area, sizeof(h));
-	if ((rc = llv_check_header(&sv->s, &h))) {
-		close_with_error(sv, LLV_SHM_REQUEST, rc, llv_strerror(rc));
-		return;
-	}
-	if (llv_frame_size(h.len) != n) {
-		snprintf(msg, sizeof(msg), "request_len %u does not match the frame's length (%zu)", n,
-			 llv_frame_size(h.len));
-		close_with_error(sv, LLV_SHM_REQUEST, -LLV_E_MALFORMED, msg);
+	if ((rc = llv_core_check_frame(&h, sv->s.recv_seq, msg)) ||
+	    (rc = llv_core_check_shm_request(n, LLV_SHM_AREA_SIZE, &h, msg))) {
+		close_with_error(sv, LLV_SHM_REQUEST, rc, msg);
 		return;
 	}
 	memcpy(sv->frame, area + sizeof(h), h.len + LLV_TAG_LEN);
 	if ((rc = llv_open(&sv->s, &h, sv->frame, sv->req))) {
-		close_with_error(sv, LLV_SHM_REQUEST, rc, llv_strerror(rc));
+		close_with_error(sv, LLV_SHM_REQUEST, rc, llv_core_error_text(rc));
 		return;
 	}
 	if ((rc = sv->serve(sv->req, h.len, sv->rep, &rep_len, msg, sizeof(msg)))) {
@@ -426,7 +415,7 @@ void llv_shm_server_run(const u8 psk[LLV_KEY_LEN], llv_serve_fn serve, int idle_
 	struct server sv = { .psk = psk, .serve = serve, .verbose = verbose,
 			     .seen = LLV_SHM_IDLE };
 	u64 last_activity = now_ns(), spin_ns = 0, replied_at = 0, think_ns = SPIN_MIN_NS / 2;
-	char msg[96];
+	char msg[LLV_CORE_MSG_MAX];
 
 	sv.req = malloc(LLV_MAX_PAYLOAD);
 	sv.rep = malloc(LLV_MAX_PAYLOAD);
@@ -469,8 +458,7 @@ void llv_shm_server_run(const u8 psk[LLV_KEY_LEN], llv_serve_fn serve, int idle_
 			logf_verbose(&sv, "session ended%s", "");
 			break;
 		default: /* garbage, or a server state the server did not write */
-			snprintf(msg, sizeof(msg), "state word holds %u, not a client state", state);
-			close_with_error(&sv, state, -LLV_E_MALFORMED, msg);
+			close_with_error(&sv, state, llv_core_check_shm_state(state, msg), msg);
 			break;
 		}
 	}

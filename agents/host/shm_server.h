@@ -1,6 +1,6 @@
 /*
  * shm_server.h - the host agent's shared-memory server: serves one region
- * (agents/common/llview_shm.h) with the same requests and error replies as
+ * (protocol/llview_shm.h) with the same requests and error replies as
  * the TCP server. docs/protocol.md ("Shared memory") describes it.
  */
 #ifndef LLVIEW_SHM_SERVER_H
@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "../common/llview_proto.h"
+#include "llview_proto.h"
 
 /* Serves one decrypted request: 0 with the reply plaintext in rep, or a
  * negative enum llv_error with a message (agent.c's serve()). */

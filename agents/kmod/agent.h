@@ -3,8 +3,9 @@
  * agent.h - shared internals of the llview in-kernel agent (llview_agent.ko):
  * the transport-independent session (keys, AES-256-GCM frames, request
  * dispatch) that both transports use, and the functions the source files
- * offer each other. The wire format is agents/common/llview_proto.h; the
- * shared-memory layout is agents/common/llview_shm.h.
+ * offer each other. The wire format is protocol/llview_proto.h; the
+ * shared-memory layout is protocol/llview_shm.h; requests are decoded and
+ * answered by the core shared with the host agent, protocol/llview_core.c.
  */
 #ifndef LLVIEW_KMOD_AGENT_H
 #define LLVIEW_KMOD_AGENT_H
@@ -13,6 +14,7 @@
 #include <linux/types.h>
 
 #include "llview_proto.h"
+#include "llview_core.h"
 
 #define LLV_HDR_LEN ((u32)sizeof(struct llv_frame_hdr))
 /* One whole frame of the largest payload: header, ciphertext, tag. */
@@ -44,10 +46,9 @@ void llv_session_free(struct llv_session *s);
 int llv_session_start(struct llv_session *s, const struct llv_hello *client,
 		      struct llv_hello *server);
 /* Checks a received frame header before its body is read or copied (magic,
- * size limit, next seq: the order of llv_check_header in llview_wire.c).
- * Returns 0 or an enum llv_error with the reason in *why. */
-int llv_frame_check(const struct llv_session *s, const struct llv_frame_hdr *hdr,
-		    const char **why);
+ * size limit, next seq: llv_core_check_frame, as the host agent checks).
+ * Returns 0 or an enum llv_error with the reason in why (LLV_CORE_MSG_MAX). */
+int llv_frame_check(const struct llv_session *s, const struct llv_frame_hdr *hdr, char *why);
 /* The whole received frame at rx (header already checked) is opened in place
  * and served; the reply, or a REP_ERROR that ends the session (*last set), is
  * sealed at tx. Returns the sealed frame's length or a negative errno. */
@@ -70,10 +71,11 @@ void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_ti
 int llv_shm_register(unsigned int idle_seconds);
 void llv_shm_unregister(void);
 
-/* requests.c: answers one authenticated request. req/len is the plaintext
- * message; the reply is written at out (capacity LLV_MAX_PAYLOAD) and its
- * length returned, or a negative enum llv_error with a reason in *why. */
+/* requests.c: answers one authenticated request through the request core.
+ * req/len is the plaintext message; the reply is written at out (capacity
+ * LLV_MAX_PAYLOAD) and its length returned, or a negative enum llv_error with
+ * a reason in why (capacity LLV_CORE_MSG_MAX). */
 int llv_symbols_init(void);
-int llv_handle_request(const u8 *req, u32 len, u8 *out, const char **why);
+int llv_handle_request(const u8 *req, u32 len, u8 *out, char *why);
 
 #endif /* LLVIEW_KMOD_AGENT_H */

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * requests.c - what the in-kernel agent answers: READ (whole 4 KiB pages of
- * kernel virtual memory backed by RAM, copied without faulting), SYMS (addresses from this
- * kernel's own kallsyms), SYMBOLIZE (the core-kernel symbol holding an
- * address) and INFO (release, KASLR offset, direct-map base, paging levels). Bad requests become enum llv_error codes for the caller.
+ * requests.c - the in-kernel agent's memory source for the request core
+ * shared with the host agent (protocol/llview_core.c, which decodes, checks
+ * and answers every request): kernel virtual memory backed by RAM, copied
+ * without faulting; addresses from this kernel's own kallsyms; the
+ * core-kernel symbol holding an address; INFO (release, KASLR offset,
+ * direct-map base, paging levels).
  */
 #include <linux/kallsyms.h>
 #include <linux/kernel.h>
@@ -17,9 +19,9 @@
 #include <asm/page.h>
 #include <asm/pgtable.h>
 #include <asm/pgtable_types.h>
-#include <asm/unaligned.h>
 
 #include "agent.h"
+#include "llview_core.h"
 
 /* kallsyms_lookup_name is no longer exported (5.7+); a kprobe on it reveals its address. */
 typedef unsigned long (*kallsyms_lookup_name_fn)(const char *name);
@@ -103,172 +105,70 @@ static u32 backing_status(unsigned long addr)
 	return page_is_ram(pfn) ? LLV_OK : LLV_OUTSIDE_RAM;
 }
 
-/* A request whose body is count u64 addresses (READ, SYMBOLIZE): at most
- * max of them, and exactly that many bytes. */
-static int check_addresses(const struct llv_msg *req, u32 len, u32 max, const char **why,
-			   const char *too_many, const char *bad_length)
+/* ---- the memory source of the request core (protocol/llview_core.c) ---- */
+
+/* len bytes at addr, within one page: only canonical kernel addresses mapped
+ * to RAM are read, and the copy itself must not fault either (the page
+ * tables may change under us): a fault it catches is an unmapped page,
+ * never an oops. */
+static u32 src_read(void *ctx, u64 addr, u32 len, u8 *out)
 {
-	if (req->count > max) {
-		*why = too_many;
-		return -LLV_E_TOO_LARGE;
-	}
-	if (len != sizeof(*req) + (u64)req->count * sizeof(u64)) {
-		*why = bad_length;
-		return -LLV_E_MALFORMED;
-	}
+	u32 st = address_status(addr);
+
+	if (st == LLV_OK)
+		st = backing_status(addr);
+	if (st == LLV_OK && copy_from_kernel_nofault(out, (const void *)addr, len))
+		st = LLV_UNMAPPED;
+	return st;
+}
+
+static u64 src_lookup(void *ctx, const char *name)
+{
+	return lookup_name(name);
+}
+
+/* The core kernel's image only, _stext.._end, as the host agent answers. */
+static int src_symbolize(void *ctx, u64 addr, u64 *start, u64 *size, char *name, u32 cap)
+{
+	unsigned long sym_size = 0, offset = 0;
+	char *modname = NULL;
+	const char *found;
+
+	BUILD_BUG_ON(KSYM_NAME_LEN > LLV_SYM_NAME_MAX);
+	if (addr < image_start || addr >= image_end)
+		return -1;
+	found = lookup_addr(addr, &sym_size, &offset, &modname, name); /* name: cap >= KSYM_NAME_LEN */
+	if (!found || modname)
+		return -1;
+	if (found != name)
+		strscpy(name, found, cap);
+	*start = addr - offset;
+	*size = sym_size;
 	return 0;
 }
 
-static int handle_read(const struct llv_msg *req, u32 len, u8 *out, const char **why)
+static void src_info(void *ctx, struct llv_info *info)
 {
-	const u8 *addrs = (const u8 *)(req + 1);
-	struct llv_msg *rep = (struct llv_msg *)out;
-	u32 *status = (u32 *)(rep + 1);
-	u8 *page;
-	u32 i;
-	int rc;
-
-	rc = check_addresses(req, len, LLV_MAX_PAGES, why, "READ names more pages than LLV_MAX_PAGES",
-			     "READ length does not match its page count");
-	if (rc)
-		return rc;
-	page = (u8 *)(status + req->count);
-	for (i = 0; i < req->count; i++) {
-		u64 addr = get_unaligned_le64(addrs + i * sizeof(u64));
-		u32 st = address_status(addr);
-
-		if (st == LLV_OK)
-			st = backing_status(addr);
-		/* The page tables may change under us: the copy itself must not fault
-		 * either, and a fault it catches is an unmapped page, never an oops. */
-		if (st == LLV_OK &&
-		    copy_from_kernel_nofault(page, (const void *)(addr & PAGE_MASK), PAGE_SIZE))
-			st = LLV_UNMAPPED;
-		put_unaligned_le32(st, &status[i]);
-		if (st == LLV_OK)
-			page += PAGE_SIZE;
-		cond_resched();
-	}
-	rep->type = LLV_REP_READ;
-	rep->flags = 0;
-	rep->count = req->count;
-	return page - out;
-}
-
-static int handle_syms(const struct llv_msg *req, u32 len, u8 *out, const char **why)
-{
-	const char *name = (const char *)(req + 1);
-	const char *end = (const char *)req + len;
-	struct llv_msg *rep = (struct llv_msg *)out;
-	u8 *addr = (u8 *)(rep + 1);
-	u32 i;
-
-	if (req->count > (LLV_MAX_PAYLOAD - sizeof(*rep)) / sizeof(u64)) {
-		*why = "SYMS names more symbols than one reply can carry";
-		return -LLV_E_TOO_LARGE;
-	}
-	for (i = 0; i < req->count; i++) {
-		size_t n = strnlen(name, end - name);
-
-		if (name + n == end) {
-			*why = "SYMS names fewer NUL-terminated symbols than its count";
-			return -LLV_E_MALFORMED;
-		}
-		put_unaligned_le64(n ? lookup_name(name) : 0, addr + i * sizeof(u64));
-		name += n + 1;
-		cond_resched(); /* each look-up scans all of kallsyms */
-	}
-	if (name != end) {
-		*why = "SYMS has bytes after its last symbol";
-		return -LLV_E_MALFORMED;
-	}
-	rep->type = LLV_REP_SYMS;
-	rep->flags = 0;
-	rep->count = req->count;
-	return sizeof(*rep) + req->count * sizeof(u64);
-}
-
-static int handle_symbolize(const struct llv_msg *req, u32 len, u8 *out, const char **why)
-{
-	const u8 *addrs = (const u8 *)(req + 1);
-	struct llv_msg *rep = (struct llv_msg *)out;
-	struct llv_symbol *sym = (struct llv_symbol *)(rep + 1);
-	char *names = (char *)(sym + req->count);
-	char namebuf[KSYM_NAME_LEN];
-	u32 i;
-	int rc;
-
-	rc = check_addresses(req, len, LLV_MAX_SYMBOLIZE, why,
-			     "SYMBOLIZE names more addresses than LLV_MAX_SYMBOLIZE",
-			     "SYMBOLIZE length does not match its address count");
-	if (rc)
-		return rc;
-	BUILD_BUG_ON(KSYM_NAME_LEN > LLV_SYM_NAME_MAX);
-	for (i = 0; i < req->count; i++) {
-		unsigned long addr = get_unaligned_le64(addrs + i * sizeof(u64));
-		unsigned long size = 0, offset = 0;
-		const char *name = NULL;
-		char *modname = NULL;
-		size_t n;
-
-		if (addr >= image_start && addr < image_end)
-			name = lookup_addr(addr, &size, &offset, &modname, namebuf);
-		if (!name || modname) {
-			name = "";
-			size = offset = 0;
-		}
-		put_unaligned_le64(*name ? addr - offset : 0, &sym[i].start);
-		put_unaligned_le64(size, &sym[i].size);
-		n = strnlen(name, KSYM_NAME_LEN - 1);
-		memcpy(names, name, n);
-		names[n] = 0;
-		names += n + 1;
-	}
-	rep->type = LLV_REP_SYMBOLIZE;
-	rep->flags = 0;
-	rep->count = req->count;
-	return (u8 *)names - out;
-}
-
-static int handle_info(const struct llv_msg *req, u32 len, u8 *out, const char **why)
-{
-	struct llv_msg *rep = (struct llv_msg *)out;
-	struct llv_info *info = (struct llv_info *)(rep + 1);
-
-	if (len != sizeof(*rep)) {
-		*why = "INFO carries a body";
-		return -LLV_E_MALFORMED;
-	}
-	memset(info, 0, sizeof(*info));
 	info->kaslr_offset = text_start - __START_KERNEL;
 	info->page_offset_base = page_offset_base;
 	info->paging_levels = paging_levels();
 	strscpy(info->release, utsname()->release, sizeof(info->release));
-	rep->type = LLV_REP_INFO;
-	rep->flags = 0;
-	rep->count = req->count; /* echoed, as every reply does */
-	return sizeof(*rep) + sizeof(*info);
 }
 
-int llv_handle_request(const u8 *req, u32 len, u8 *out, const char **why)
+static void src_yield(void *ctx)
 {
-	const struct llv_msg *msg = (const struct llv_msg *)req;
+	cond_resched();
+}
 
-	if (len < sizeof(*msg)) {
-		*why = "frame shorter than a message header";
-		return -LLV_E_MALFORMED;
-	}
-	switch (msg->type) {
-	case LLV_REQ_READ:
-		return handle_read(msg, len, out, why);
-	case LLV_REQ_SYMS:
-		return handle_syms(msg, len, out, why);
-	case LLV_REQ_INFO:
-		return handle_info(msg, len, out, why);
-	case LLV_REQ_SYMBOLIZE:
-		return handle_symbolize(msg, len, out, why);
-	default:
-		*why = "unknown message type";
-		return -LLV_E_BAD_TYPE;
-	}
+static const struct llv_source_ops source_ops = {
+	.read = src_read, .lookup = src_lookup, .symbolize = src_symbolize, .info = src_info,
+	.yield = src_yield,
+};
+
+int llv_handle_request(const u8 *req, u32 len, u8 *out, char *why)
+{
+	u32 rep_len = 0;
+	int rc = llv_core_serve(&source_ops, NULL, req, len, out, &rep_len, why);
+
+	return rc ? rc : (int)rep_len;
 }

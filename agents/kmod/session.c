@@ -4,7 +4,7 @@
  * carries it: the pre-shared key, the hello check and HMAC-SHA256 session key,
  * AES-256-GCM frames (header as AAD, nonce = u32 sender role || u64 seq,
  * strict sequence) and the dispatch of an opened request to requests.c.
- * Mirrors agents/common/llview_wire.c, which does the same with OpenSSL.
+ * Mirrors protocol/llview_wire.c, which does the same with OpenSSL.
  * tcp.c and shm.c only move the frames.
  */
 #include <linux/kernel.h>
@@ -127,12 +127,14 @@ static int key_session(struct llv_session *s, const u8 client_random[LLV_RANDOM_
 int llv_session_start(struct llv_session *s, const struct llv_hello *client,
 		      struct llv_hello *server)
 {
+	char why[LLV_CORE_MSG_MAX];
 	int rc;
 
 	s->keyed = false;
-	if (client->magic != LLV_MAGIC || client->version != LLV_VERSION ||
-	    client->role != LLV_ROLE_CLIENT)
+	if (llv_core_check_hello(client, why)) {
+		pr_info_ratelimited("llview_agent: closing session: %s\n", why);
 		return -EPROTO;
+	}
 	if (!llv_have_psk())
 		return -ENOKEY;
 	server->magic = LLV_MAGIC;
@@ -184,50 +186,31 @@ static int seal(struct llv_session *s, u8 *frame, u32 len)
 
 int llv_seal_error(struct llv_session *s, u8 *tx, enum llv_error code, const char *why)
 {
-	struct llv_msg *msg = (struct llv_msg *)(tx + LLV_HDR_LEN);
-	size_t text = strlen(why) + 1;
+	u32 len = llv_core_error_reply(tx + LLV_HDR_LEN, -(int)code, why);
 
-	msg->type = LLV_REP_ERROR;
-	msg->flags = 0;
-	msg->count = code;
-	memcpy(msg + 1, why, text);
 	pr_info_ratelimited("llview_agent: closing session: %s\n", why);
 	s->keyed = false; /* the session ends with this frame */
-	return seal(s, tx, sizeof(*msg) + text);
+	return seal(s, tx, len);
 }
 
-int llv_frame_check(const struct llv_session *s, const struct llv_frame_hdr *hdr,
-		    const char **why)
+int llv_frame_check(const struct llv_session *s, const struct llv_frame_hdr *hdr, char *why)
 {
-	if (hdr->magic != LLV_MAGIC) {
-		*why = "not an llview peer (bad magic or version)";
-		return LLV_E_BAD_MAGIC;
-	}
-	if (hdr->len > LLV_MAX_PAYLOAD) {
-		*why = "frame or request too large";
-		return LLV_E_TOO_LARGE;
-	}
-	if (hdr->seq != s->recv_seq) {
-		*why = "frame out of sequence (replayed or reordered)";
-		return LLV_E_SEQUENCE;
-	}
-	return 0;
+	return -llv_core_check_frame(hdr, s->recv_seq, why);
 }
 
 int llv_session_answer(struct llv_session *s, u8 *rx, u8 *tx, bool *last)
 {
 	const struct llv_frame_hdr *hdr = (const struct llv_frame_hdr *)rx;
-	const char *why = "";
+	char why[LLV_CORE_MSG_MAX];
 	int rc;
 
 	*last = true;
 	if (gcm_crypt(s, rx, hdr->len, LLV_ROLE_CLIENT, hdr->seq, false)) {
 		memzero_explicit(rx + LLV_HDR_LEN, hdr->len); /* no unauthenticated text */
-		return llv_seal_error(s, tx, LLV_E_AUTH,
-				      "frame failed authentication (wrong key or tampered)");
+		return llv_seal_error(s, tx, LLV_E_AUTH, llv_core_error_text(-LLV_E_AUTH));
 	}
 	s->recv_seq++;
-	rc = llv_handle_request(rx + LLV_HDR_LEN, hdr->len, tx + LLV_HDR_LEN, &why);
+	rc = llv_handle_request(rx + LLV_HDR_LEN, hdr->len, tx + LLV_HDR_LEN, why);
 	if (rc < 0)
 		return llv_seal_error(s, tx, -rc, why);
 	*last = false;

@@ -7,7 +7,8 @@
  * differs.
  *
  * The server's side of the state machine in llview_shm.h, as the host
- * agent's agents/host/shm_server.c plays it. Every move is a compare-and-swap
+ * agent's agents/host/shm_server.c plays it (the checks and their
+ * messages are the request core's, protocol/llview_core.c). Every move is a compare-and-swap
  * from the state acted on (a client that moved meanwhile wins), followed by
  * generation += 1:
  *   HELLO    -> check client_hello, write server_hello, key  -> WELCOME
@@ -17,7 +18,10 @@
  *               into a private buffer, copy it to the reply area -> REPLY
  *               (a bad frame: its sealed REP_ERROR, as over TCP -> CLOSED)
  *   REQUEST without a keyed session                  -> reply_len = 0, CLOSED
- *   anything else (IDLE, WELCOME, REPLY, CLOSED): keep waiting.
+ *   IDLE, or the state the server itself last wrote: keep waiting.
+ *   anything else (garbage, a server-only state the server did not write)
+ *            -> its sealed LLV_E_MALFORMED error (if keyed), CLOSED, as the host
+ *               agent answers it.
  * A HELLO is served whenever it appears, so a client that takes the region
  * over from a dead owner starts afresh. A client silent for idle_timeout
  * (no state or generation change) loses the region: state IDLE, owner 0.
@@ -70,6 +74,7 @@ struct llv_shm {
 	struct task_struct *thread;
 	struct llv_session session;
 	u8 *rx, *tx; /* private: the opened request and the reply being sealed */
+	u32 seen;    /* the state the server last wrote, or IDLE the client wrote */
 };
 
 /* The generation word is a plain u32 in the region; atomic_t has its layout. */
@@ -81,11 +86,12 @@ static void bump_generation(struct llv_shm_control *ctl)
 /* Every state change the server makes: compare-and-swap from the state it
  * acted on (full barrier: what it wrote before is visible first), then the
  * generation. False when the client moved first; the loop sees its state. */
-static bool move_state(struct llv_shm_control *ctl, u32 from, u32 next)
+static bool move_state(struct llv_shm *d, u32 from, u32 next)
 {
-	if (cmpxchg(&ctl->state, from, next) != from)
+	if (cmpxchg(&d->ctl->state, from, next) != from)
 		return false;
-	bump_generation(ctl);
+	bump_generation(d->ctl);
+	d->seen = next;
 	return true;
 }
 
@@ -94,7 +100,7 @@ static void close_silently(struct llv_shm *d, u32 from)
 {
 	d->session.keyed = false;
 	WRITE_ONCE(d->ctl->reply_len, 0);
-	move_state(d->ctl, from, LLV_SHM_CLOSED);
+	move_state(d, from, LLV_SHM_CLOSED);
 }
 
 /* Publishes the sealed answer to a REQUEST at d->tx (if sealing failed, nothing). */
@@ -108,7 +114,7 @@ static void send_reply(struct llv_shm *d, int frame_len, bool last)
 		d->session.keyed = false;
 	memcpy(llv_shm_reply_area(d->base), d->tx, frame_len);
 	WRITE_ONCE(d->ctl->reply_len, frame_len);
-	move_state(d->ctl, LLV_SHM_REQUEST, last ? LLV_SHM_CLOSED : LLV_SHM_REPLY);
+	move_state(d, LLV_SHM_REQUEST, last ? LLV_SHM_CLOSED : LLV_SHM_REPLY);
 }
 
 static void serve_hello(struct llv_shm *d)
@@ -126,7 +132,7 @@ static void serve_hello(struct llv_shm *d)
 		return;
 	}
 	memcpy(&d->ctl->server_hello, &mine, sizeof(mine));
-	if (!move_state(d->ctl, LLV_SHM_HELLO, LLV_SHM_WELCOME))
+	if (!move_state(d, LLV_SHM_HELLO, LLV_SHM_WELCOME))
 		d->session.keyed = false;
 }
 
@@ -135,7 +141,7 @@ static void serve_request(struct llv_shm *d)
 	const u8 *area = llv_shm_request_area(d->base);
 	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)d->rx;
 	u32 len = READ_ONCE(d->ctl->request_len);
-	const char *why;
+	char why[LLV_CORE_MSG_MAX];
 	bool last;
 	int code;
 
@@ -144,31 +150,41 @@ static void serve_request(struct llv_shm *d)
 		return;
 	}
 	/* The limits first, as TCP checks a header before reading a body. */
-	if (len > LLV_SHM_AREA_SIZE) {
-		code = LLV_E_TOO_LARGE;
-		why = "request_len exceeds the shared-memory request area";
-		goto error;
-	}
-	if (len < LLV_HDR_LEN + LLV_TAG_LEN) {
-		code = LLV_E_MALFORMED;
-		why = "request_len is shorter than a frame";
-		goto error;
-	}
-	memcpy(d->rx, area, LLV_HDR_LEN);
-	code = llv_frame_check(&d->session, hdr, &why);
+	code = -llv_core_check_shm_request(len, LLV_SHM_AREA_SIZE, NULL, why);
 	if (code)
 		goto error;
-	if (len != LLV_HDR_LEN + hdr->len + LLV_TAG_LEN) {
-		code = LLV_E_MALFORMED;
-		why = "request_len does not match the frame header's length (truncated frame)";
+	memcpy(d->rx, area, LLV_HDR_LEN);
+	code = llv_frame_check(&d->session, hdr, why);
+	if (!code)
+		code = -llv_core_check_shm_request(len, LLV_SHM_AREA_SIZE, hdr, why);
+	if (code)
 		goto error;
-	}
 	memcpy(d->rx + LLV_HDR_LEN, area + LLV_HDR_LEN, len - LLV_HDR_LEN);
 	code = llv_session_answer(&d->session, d->rx, d->tx, &last);
 	send_reply(d, code, last);
 	return;
 error:
 	send_reply(d, llv_seal_error(&d->session, d->tx, code, why), true);
+}
+
+/* A state value the server did not write and no client may (garbage, or a
+ * server-only state): the session ends, with a sealed LLV_E_MALFORMED when
+ * it is keyed, as the host agent ends it. */
+static void serve_bad_state(struct llv_shm *d, u32 state)
+{
+	char why[LLV_CORE_MSG_MAX];
+	int frame_len = -1;
+
+	llv_core_check_shm_state(state, why);
+	if (d->session.keyed)
+		frame_len = llv_seal_error(&d->session, d->tx, LLV_E_MALFORMED, why);
+	else
+		pr_info_ratelimited("llview_agent: shm: closing session: %s\n", why);
+	d->session.keyed = false;
+	if (frame_len > 0)
+		memcpy(llv_shm_reply_area(d->base), d->tx, frame_len);
+	WRITE_ONCE(d->ctl->reply_len, frame_len > 0 ? frame_len : 0);
+	move_state(d, state, LLV_SHM_CLOSED);
 }
 
 /* rmmod: every session ends in CLOSED, so a waiting IDS learns at once (see
@@ -192,7 +208,7 @@ static void end_session_on_stop(struct llv_shm *d)
 		}
 		if (state != LLV_SHM_WELCOME && state != LLV_SHM_REPLY)
 			break; /* IDLE, CLOSED or garbage: no session to end */
-		if (move_state(d->ctl, state, LLV_SHM_CLOSED))
+		if (move_state(d, state, LLV_SHM_CLOSED))
 			break;
 	}
 	d->session.keyed = false;
@@ -217,7 +233,7 @@ static void free_if_idle(struct llv_shm *d, u32 state, u64 quiet)
 
 	if (!idle_ns || quiet < idle_ns || (!owner && state == LLV_SHM_IDLE))
 		return;
-	if (!move_state(d->ctl, state, LLV_SHM_IDLE))
+	if (!move_state(d, state, LLV_SHM_IDLE))
 		return; /* the client just moved: not idle after all */
 	d->session.keyed = false;
 	cmpxchg(&d->ctl->owner, owner, 0);
@@ -246,11 +262,20 @@ static int shm_serve(void *arg)
 			nap_us = NAP_MIN_US;
 			continue;
 		}
+		if (state != d->seen && state != LLV_SHM_IDLE) {
+			serve_bad_state(d, state);
+			last_active = ktime_get_ns();
+			seen_generation = READ_ONCE(d->ctl->generation);
+			nap_us = NAP_MIN_US;
+			continue;
+		}
 		if (generation != seen_generation) { /* the client moved (e.g. released) */
 			seen_generation = generation;
 			last_active = ktime_get_ns();
-			if (state == LLV_SHM_IDLE)
+			if (state == LLV_SHM_IDLE) {
 				d->session.keyed = false;
+				d->seen = LLV_SHM_IDLE;
+			}
 		}
 		quiet = ktime_get_ns() - last_active;
 		free_if_idle(d, state, quiet);

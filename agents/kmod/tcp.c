@@ -120,11 +120,14 @@ static int handshake(struct llv_conn *c)
 	rc = recv_all(c->sock, &theirs, sizeof(theirs), &got);
 	if (rc)
 		return rc;
-	/* No session key yet, so nothing can be sealed: a bad hello is just closed. */
+	/* No session key yet, so nothing can be sealed: a bad hello is just closed
+	 * (llv_session_start logs the core's reason), as the host agent does. */
 	rc = llv_session_start(c->session, &theirs, &mine);
 	if (rc) {
-		pr_info_ratelimited("llview_agent: closing connection: %s\n",
-				    rc == -EPROTO ? "bad hello" : "cannot key the session");
+		if (rc != -EPROTO)
+			pr_info_ratelimited("llview_agent: closing connection: %s\n",
+					    rc == -ENOKEY ? "no key installed yet" :
+					    "cannot key the session");
 		return rc;
 	}
 	return send_all(c->sock, &mine, sizeof(mine));
@@ -133,7 +136,7 @@ static int handshake(struct llv_conn *c)
 void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_timeout)
 {
 	struct llv_frame_hdr *hdr = (struct llv_frame_hdr *)c->rx;
-	const char *why;
+	char why[LLV_CORE_MSG_MAX];
 	size_t got;
 	bool last;
 	int rc;
@@ -162,7 +165,7 @@ void llv_serve_connection(struct llv_conn *c, const bool *stopping, long idle_ti
 		if (rc)
 			return;
 		/* Checked before the body is read, so an oversized frame costs nothing. */
-		rc = llv_frame_check(c->session, hdr, &why);
+		rc = llv_frame_check(c->session, hdr, why);
 		if (rc) {
 			send_error(c, rc, why);
 			return;

@@ -1,7 +1,7 @@
 /*
  * transport_shm.c - the shared-memory transport (--agent shm:/dev/shm/NAME).
  *
- * The IDS maps the region an agent serves (agents/common/llview_shm.h),
+ * The IDS maps the region an agent serves (protocol/llview_shm.h),
  * claims it with a compare-and-swap of its pid into `owner`, does the llview
  * handshake through the control block's two hellos, then moves exactly the
  * TCP frames (sealed by llview_wire.c) through the request and reply areas.

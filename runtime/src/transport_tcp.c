@@ -1,7 +1,7 @@
 /*
  * transport_tcp.c - the TCP transport: connect with a timeout, the llview
  * handshake, then one encrypted request and one reply at a time (frames by
- * agents/common/llview_wire.c). SO_RCVTIMEO/SO_SNDTIMEO bound every wait,
+ * protocol/llview_wire.c). SO_RCVTIMEO/SO_SNDTIMEO bound every wait,
  * so a dead agent gives an error instead of a hang.
  */
 #include <errno.h>

@@ -2,7 +2,7 @@
 
 It is an independent implementation of docs/protocol.md used to drive the C agent in tests,
 so it can also forge what a real client never sends: tampered, replayed, reordered,
-truncated and oversized frames. Constants are read from agents/common/llview_proto.h, the
+truncated and oversized frames. Constants are read from protocol/llview_proto.h, the
 one definition of the protocol.
 """
 
@@ -21,13 +21,39 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-PROTO_H = Path(__file__).resolve().parents[2] / "agents" / "common" / "llview_proto.h"
+PROTO_H = Path(__file__).resolve().parents[2] / "protocol" / "llview_proto.h"
+
+
+def _evaluate(expr: str, known: dict[str, int]) -> int | None:
+    """The value of a #define made of numbers, earlier LLV_ constants, parentheses and
+    + - * << (e.g. `(1 << 20)`); None for anything else (sizeof, casts, strings)."""
+    tokens = re.findall(r"0x[0-9a-fA-F]+u?|\d+u?|LLV_\w+|<<|[-+*()]|\S", expr)
+    out = []
+    for tok in tokens:
+        if re.fullmatch(r"0x[0-9a-fA-F]+u?|\d+u?", tok):
+            out.append(str(int(tok.rstrip("u"), 0)))
+        elif tok.startswith("LLV_"):
+            if tok not in known:
+                return None
+            out.append(str(known[tok]))
+        elif tok in ("<<", "+", "-", "*", "(", ")"):
+            out.append(tok)
+        else:
+            return None
+    try:  # only digits and the operators above reach eval
+        return int(eval(" ".join(out), {"__builtins__": {}}))  # noqa: S307
+    except (SyntaxError, TypeError, ValueError):
+        return None
 
 
 def _constants() -> dict[str, int]:
     text = PROTO_H.read_text()
-    found = {name: int(value, 0) for name, value in
-             re.findall(r"#define\s+(LLV_\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\b", text)}
+    found: dict[str, int] = {}
+    for name, expr in re.findall(r"^#define\s+(LLV_\w+)[ \t]+([^\n]*?)\s*(?:/\*.*)?$", text,
+                                 re.MULTILINE):
+        value = _evaluate(expr, found)
+        if value is not None:
+            found[name] = value
     found.update({name: int(value) for name, value in re.findall(r"\b(LLV_\w+)\s*=\s*(\d+)",
                                                                    text)})
     return found
@@ -46,6 +72,13 @@ FRAME_HDR = struct.Struct("<IIQ")
 MSG = struct.Struct("<HHI")
 INFO = struct.Struct("<QQII64s")
 SYMBOL = struct.Struct("<QQ")  # struct llv_symbol
+RANGE = struct.Struct("<QII")  # struct llv_range: addr, len, reserved
+RANGE_DATA = struct.Struct("<QII")  # struct llv_range_data: addr, len, status
+# struct llv_walk: first, stop, link, max_nodes, nranges, nderefs, reserved
+WALK = struct.Struct("<QQIIHHI")
+WALK_RANGE = struct.Struct("<iI")  # struct llv_walk_range: offset, len
+WALK_DEREF = struct.Struct("<iiII")  # struct llv_walk_deref: pointer, offset, len, 0
+WALK_END = struct.Struct("<IIQ")  # struct llv_walk_end: nodes, reason, next
 MAX_PAYLOAD = MSG.size + MAX_PAGES * (4 + PAGE)  # LLV_MAX_PAYLOAD
 
 
@@ -60,6 +93,51 @@ class AgentError(Exception):
         super().__init__(f"agent error {code}: {message}")
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class Record:
+    """One struct llv_range_data of a READ_RANGES or WALK reply; data is None unless LLV_OK."""
+    addr: int
+    len: int
+    status: int
+    data: bytes | None
+
+
+@dataclass
+class WalkResult:
+    nodes: int
+    reason: int
+    next: int
+    records: list[Record]
+
+
+def parse_records(body: bytes, pos: int, count: int) -> list[Record]:
+    """count records from body[pos:], each bounds-checked against the frame; the body must
+    end exactly after the last."""
+    records = []
+    for i in range(count):
+        assert pos + RANGE_DATA.size <= len(body), f"record {i} header past the frame"
+        addr, length, status = RANGE_DATA.unpack_from(body, pos)
+        pos += RANGE_DATA.size
+        assert 1 <= length <= PAGE, f"record {i} has len {length}"
+        data = None
+        if status == C["LLV_OK"]:
+            assert pos + length <= len(body), f"record {i} bytes past the frame"
+            data = body[pos:pos + length]
+            pos += length
+        records.append(Record(addr, length, status, data))
+    assert pos == len(body), f"{len(body) - pos} bytes after the last record"
+    return records
+
+
+def walk_body(first: int, stop: int, link: int, max_nodes: int,
+              ranges: list[tuple[int, int]] = (), derefs: list[tuple[int, int, int]] = (),
+              reserved: int = 0) -> bytes:
+    """The body of a WALK request (ranges: (offset, len); derefs: (pointer, offset, len))."""
+    return (WALK.pack(first, stop, link, max_nodes, len(ranges), len(derefs), reserved)
+            + b"".join(WALK_RANGE.pack(o, n) for o, n in ranges)
+            + b"".join(WALK_DEREF.pack(p, o, n, 0) for p, o, n in derefs))
 
 
 @dataclass
@@ -201,6 +279,26 @@ class Client:
         return [(*SYMBOL.unpack_from(rep.body, SYMBOL.size * i), names[i].decode())
                 for i in range(rep.count)]
 
+    def read_ranges(self, ranges: list[tuple[int, int]]) -> list[Record]:
+        """READ_RANGES: one Record per (addr, len), in request order."""
+        body = b"".join(RANGE.pack(a, n, 0) for a, n in ranges)
+        rep = self.request(C["LLV_REQ_READ_RANGES"], len(ranges), body)
+        assert rep.type == C["LLV_REP_READ_RANGES"] and rep.count == len(ranges)
+        records = parse_records(rep.body, 0, rep.count)
+        assert [(r.addr, r.len) for r in records] == list(ranges), "records not in request order"
+        return records
+
+    def walk(self, first: int, stop: int, link: int, max_nodes: int,
+             ranges: list[tuple[int, int]] = (), derefs: list[tuple[int, int, int]] = ()
+             ) -> WalkResult:
+        """WALK: the agent follows the list; its end and every record, as read."""
+        rep = self.request(C["LLV_REQ_WALK"], 0,
+                           walk_body(first, stop, link, max_nodes, ranges, derefs))
+        assert rep.type == C["LLV_REP_WALK"]
+        assert len(rep.body) >= WALK_END.size, "WALK reply shorter than its llv_walk_end"
+        nodes, reason, nxt = WALK_END.unpack_from(rep.body)
+        return WalkResult(nodes, reason, nxt, parse_records(rep.body, WALK_END.size, rep.count))
+
     def info(self) -> dict:
         rep = self.request(C["LLV_REQ_INFO"], 0)
         assert rep.type == C["LLV_REP_INFO"] and len(rep.body) == INFO.size
@@ -209,7 +307,7 @@ class Client:
                 "release": release.split(b"\0")[0].decode()}
 
 
-# ---- the shared-memory transport (agents/common/llview_shm.h) --------------------------------
+# ---- the shared-memory transport (protocol/llview_shm.h) --------------------------------
 
 SHM_H = PROTO_H.with_name("llview_shm.h")
 

@@ -117,11 +117,15 @@ enum llv_msg_type {
  *
  * A READ_RANGES request names up to LLV_MAX_RANGES ranges; each has
  * 1 <= len <= LLV_PAGE_SIZE and lies within one page ((addr & 4095) + len <=
- * 4096), and together they ask for at most LLV_MAX_RANGE_BYTES. The reply
- * carries one record per range, in request order.
+ * 4096), reserved is 0, and together they ask for at most
+ * LLV_MAX_RANGE_BYTES. The reply carries one record per range, in request
+ * order. LLV_MAX_RANGE_BYTES is what is left of LLV_MAX_PAYLOAD once the
+ * message header and LLV_MAX_RANGES records are counted (262408 - 8 - 256 *
+ * 16), so every valid request's reply fits in one frame (64 whole pages
+ * would not: their 64 records need 768 bytes more than READ's statuses).
  */
 #define LLV_MAX_RANGES 256u
-#define LLV_MAX_RANGE_BYTES (LLV_MAX_PAGES * LLV_PAGE_SIZE)
+#define LLV_MAX_RANGE_BYTES 258304u
 
 struct llv_range {
 	u64 addr;
@@ -164,6 +168,18 @@ struct llv_range_data {
  * IDS's own read of it will report it). Ranges and derefs may straddle a
  * page boundary; offsets are signed (a list node is often inside its
  * object: ranges before it have negative offsets).
+ *
+ * As both agents implement it (protocol/llview_core.c):
+ *  - a deref's pointer comes from a range of the same node that covers all
+ *    8 bytes and was read (LLV_OK); otherwise it is its own 8-byte record,
+ *    and when that record is not LLV_OK there is no target record;
+ *  - "fits" counts each record with all its len bytes, before it is read;
+ *    a node that does not fit is taken back whole (its link record
+ *    included), so next always names a link that was not yet followed;
+ *  - nodes counts the nodes whose records are in the reply; on STOP next
+ *    is 0 (the link record that held 0 or stop is in the reply);
+ *  - link, like the offsets, is below LLV_MAX_WALK_OFFSET; count is 0 in
+ *    the request and the number of records in the reply.
  */
 #define LLV_MAX_WALK_NODES 4096u
 #define LLV_MAX_WALK_RANGES 32u

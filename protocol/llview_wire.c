@@ -181,37 +181,26 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int handshake(int fd, const u8 psk[LLV_KEY_LEN], struct llv_session *s, int role)
+/* The client's side of the handshake; the agents' side checks the client's
+ * hello with the request core (llv_core_check_hello, llview_core.c). */
+int llv_handshake_client(int fd, const u8 psk[LLV_KEY_LEN], struct llv_session *s)
 {
-	struct llv_hello mine = { .magic = LLV_MAGIC, .version = LLV_VERSION, .role = role };
+	struct llv_hello mine = { .magic = LLV_MAGIC, .version = LLV_VERSION,
+				  .role = LLV_ROLE_CLIENT };
 	struct llv_hello theirs;
 	int rc;
 
 	if (RAND_bytes(mine.random, LLV_RANDOM_LEN) != 1)
 		return -LLV_W_CRYPTO;
 	/* The client speaks first; the server answers only a well-formed hello. */
-	if (role == LLV_ROLE_CLIENT && (rc = write_all(fd, &mine, sizeof(mine))))
+	if ((rc = write_all(fd, &mine, sizeof(mine))))
 		return rc;
 	if ((rc = read_all(fd, &theirs, sizeof(theirs))))
 		return rc;
 	if (theirs.magic != LLV_MAGIC || theirs.version != LLV_VERSION ||
-	    theirs.role == role || (theirs.role != LLV_ROLE_CLIENT && theirs.role != LLV_ROLE_SERVER))
+	    theirs.role != LLV_ROLE_SERVER)
 		return -LLV_E_BAD_MAGIC;
-	if (role == LLV_ROLE_SERVER && (rc = write_all(fd, &mine, sizeof(mine))))
-		return rc;
-	return role == LLV_ROLE_CLIENT
-		       ? llv_session_init(s, psk, mine.random, theirs.random, role)
-		       : llv_session_init(s, psk, theirs.random, mine.random, role);
-}
-
-int llv_handshake_client(int fd, const u8 psk[LLV_KEY_LEN], struct llv_session *s)
-{
-	return handshake(fd, psk, s, LLV_ROLE_CLIENT);
-}
-
-int llv_handshake_server(int fd, const u8 psk[LLV_KEY_LEN], struct llv_session *s)
-{
-	return handshake(fd, psk, s, LLV_ROLE_SERVER);
+	return llv_session_init(s, psk, mine.random, theirs.random, LLV_ROLE_CLIENT);
 }
 
 int llv_send_msg(int fd, struct llv_session *s, const void *pt, u32 len, u8 *buf)

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/llview_wire.h"
+#include "llview_wire.h"
 
 #define REQ_PT (sizeof(struct llv_msg) + sizeof(u64))
 #define REP_PT (sizeof(struct llv_msg) + sizeof(u32) + LLV_PAGE_SIZE)

@@ -51,11 +51,11 @@ int llv_check_header(const struct llv_session *s, const struct llv_frame_hdr *h)
 int llv_open(struct llv_session *s, const struct llv_frame_hdr *h, const u8 *ct_and_tag,
 	     u8 *pt);
 
-/* Stream transport (TCP). Each returns 0 or a negative enum llv_error /
+/* Stream transport (TCP), the client's side (the agents serve theirs with
+ * the request core's checks, llview_core.h). Each returns 0 or a negative enum llv_error /
  * llv_wire_error. llv_recv_msg decrypts into pt (capacity cap >=
  * LLV_MAX_PAYLOAD) and sets *len; buf is scratch of llv_frame_size(cap). */
 int llv_handshake_client(int fd, const u8 psk[LLV_KEY_LEN], struct llv_session *s);
-int llv_handshake_server(int fd, const u8 psk[LLV_KEY_LEN], struct llv_session *s);
 int llv_send_msg(int fd, struct llv_session *s, const void *pt, u32 len, u8 *buf);
 int llv_recv_msg(int fd, struct llv_session *s, u8 *pt, u32 cap, u32 *len, u8 *buf);
 
