@@ -1,5 +1,5 @@
 """A test-double llview agent: speaks the wire protocol of
-agents/common/llview_proto.h (handshake, AES-256-GCM frames with sequence
+protocol/llview_proto.h (handshake, AES-256-GCM frames with sequence
 nonces) with the `cryptography` package, and serves pages and symbols from
 Python dicts, so the runtime can be tested without a guest."""
 
