@@ -9,7 +9,7 @@ each path (host agent over TCP and shared memory, in-kernel agent over TCP and s
   - the whole IDS process, --fetch pages (page blocks, as before) and --fetch footprint
     (the compiler's list walk: one WALK request), interleaved run by run: median and minimum
     wall time, requests (round trips) and bytes moved;
-  - one long-lived process, --interval 0 --count N --json: per-scan ms, requests and bytes
+  - one long-lived process, --interval 0.001 --count N --json: per-scan ms, requests and bytes
     from its scan records (the first scan, which also connects, left out).
 With --peer-drgn VMLINUX (the kernel's debug image; drgn must be importable), drgn lists the
 same tasks from an ELF core dump of the same guest: its whole process, a warm listing in its
@@ -72,7 +72,7 @@ def run_once(binary: Path, url: str, key: Path, mode: str) -> tuple[float, dict[
 
 def per_scan(binary: Path, url: str, key: Path, mode: str, scans: int) -> list[dict]:
     done = subprocess.run([str(binary), "--agent", url, "--key", str(key), "--json",
-                           "--fetch", mode, "--interval", "0", "--count", str(scans)],
+                           "--fetch", mode, "--interval", "0.001", "--count", str(scans)],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise SystemExit(f"bench: long-lived pslist on {url} exited {done.returncode}: "
