@@ -39,11 +39,6 @@ void rt_buf_put(struct rt_buf *b, const char *s, size_t n)
 	b->data[b->len] = 0;
 }
 
-void rt_buf_putc(struct rt_buf *b, char c)
-{
-	rt_buf_put(b, &c, 1);
-}
-
 void rt_buf_free(struct rt_buf *b)
 {
 	free(b->data);

@@ -144,7 +144,16 @@ struct rt_buf {
 	size_t len, cap;
 };
 void rt_buf_put(struct rt_buf *b, const char *s, size_t n);
-void rt_buf_putc(struct rt_buf *b, char c);
+/* One character: inline, as output is built a character at a time. */
+static inline void rt_buf_putc(struct rt_buf *b, char c)
+{
+	if (b->len + 2 <= b->cap) { /* room for c and the NUL rt_buf_put keeps */
+		b->data[b->len++] = c;
+		b->data[b->len] = 0;
+	} else {
+		rt_buf_put(b, &c, 1);
+	}
+}
 void rt_buf_free(struct rt_buf *b);
 
 /* Formats with the kernel's printk format language; %s and some %p
