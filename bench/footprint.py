@@ -37,7 +37,10 @@ from llview.paths import REPO
 from llview.vm.qemu import VM
 
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 from helpers import agent_proc  # noqa: E402
+from run import PATHS as RUN_PATHS  # noqa: E402
+from run import write_svg  # noqa: E402
 
 PATHS = ("host-tcp", "host-shm", "kernel-tcp", "kernel-shm")
 MODES = ("pages", "footprint")
@@ -113,6 +116,7 @@ def main() -> int:
     parser.add_argument("--scans", type=int, default=21)
     parser.add_argument("--keep-guest", metavar="NAME", help="use this running guest")
     parser.add_argument("--key", type=Path, help="its agent's key file (with --keep-guest)")
+    parser.add_argument("--plot", type=Path, help="write the chart (SVG) here")
     parser.add_argument("--peer-drgn", metavar="VMLINUX", type=Path,
                         help="also time drgn on a dump of the guest, with this debug vmlinux")
     args = parser.parse_args()
@@ -168,6 +172,17 @@ def main() -> int:
             print(f"  {path:11} whole process {statistics.median(tp) / statistics.median(tf):5.1f}x"
                   f" faster, per scan {scan_p / scan_f:5.1f}x, requests {sp['requests']} -> "
                   f"{sf['requests']}, bytes {moved_p / moved_f:5.1f}x fewer")
+        if args.plot:
+            chart = {}
+            for label, source in (("whole process", whole), ("per scan", scans)):
+                for mode in MODES:
+                    for path, name in zip(PATHS, RUN_PATHS, strict=True):
+                        cell = source[(path, mode)]
+                        ms = [r["ms"] / 1e3 for r in cell] if label == "per scan" else cell[0]
+                        chart[(f"{label}, {mode}", name)] = statistics.median(ms) * 1e3
+            write_svg(args.plot, chart, "pslist, ~250 tasks: by page blocks and by footprint, "
+                      "median ms (log scale)")
+            print(f"  plot written to {args.plot}")
         print("  targets: per scan at most 3 requests and 64 KiB; kernel agent at most 20 ms per "
               "scan; host shm at most 0.3 ms per scan and 3 ms for the whole process")
         if args.peer_drgn:

@@ -155,11 +155,13 @@ def bench_paths(vm: VM, key: Path, binaries: dict[str, Path], runs: int,
         print(f"  plot written to {plot}")
 
 
-def write_svg(out: Path, medians: dict[tuple[str, str], float]) -> None:
-    """A grouped bar chart (log scale, ms) of the four paths per program, as plain SVG."""
+def write_svg(out: Path, medians: dict[tuple[str, str], float],
+              title: str = "Whole IDS process, median wall time (ms, log scale)") -> None:
+    """A grouped bar chart (log scale, ms) of the four paths per group (a program, ...), in
+    the groups' first-seen order, as plain SVG."""
     import math
 
-    programs = sorted({p for p, _ in medians})
+    programs = list(dict.fromkeys(p for p, _ in medians))
     colours = dict(zip(PATHS, ("#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d"), strict=True))
     width, height, left, bottom, top = 640, 320, 60, 40, 30
     lo, hi = 0.1, 10 ** math.ceil(math.log10(max(medians.values())))
@@ -168,8 +170,7 @@ def write_svg(out: Path, medians: dict[tuple[str, str], float]) -> None:
         return height - bottom - frac * (height - bottom - top)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="16" font-size="13">Whole IDS process, median wall time '
-             f'(ms, log scale)</text>']
+             f'<text x="{left}" y="16" font-size="13">{title}</text>']
     decade = lo
     while decade <= hi:
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(decade):.1f}" '
