@@ -6,8 +6,8 @@
 Boots a guest with the in-kernel agent and its ivshmem region (or uses a running one), starts
 the host-side agent on its RAM with a region of its own, builds ids_programs/pslist.c, then on
 each path (host agent over TCP and shared memory, in-kernel agent over TCP and shared memory):
-  - the whole IDS process, --fetch pages (page blocks, as before) and --fetch footprint
-    (the compiler's list walk: one WALK request), interleaved run by run: median and minimum
+  - the whole IDS process, --fetch pages (page blocks, as before) and --fetch walks (the
+    default: the compiler's list walk, one WALK request), interleaved run by run: median and minimum
     wall time, requests (round trips) and bytes moved;
   - one long-lived process, --interval 0.001 --count N --json: per-scan ms, requests and bytes
     from its scan records (the first scan, which also connects, left out).
@@ -43,7 +43,7 @@ from run import PATHS as RUN_PATHS  # noqa: E402
 from run import write_svg  # noqa: E402
 
 PATHS = ("host-tcp", "host-shm", "kernel-tcp", "kernel-shm")
-MODES = ("pages", "footprint")
+MODES = ("pages", "walks")
 DRGN_LIST = """
 import sys, time
 import drgn
@@ -162,11 +162,11 @@ def main() -> int:
                   f"{statistics.median(ms):8.3f} {min(ms):7.3f} "
                   f"{int(statistics.median(r['requests'] for r in s)):5d} "
                   f"{statistics.median(r['bytes'] for r in s) / 1024:7.1f}")
-        print("\nfootprint vs pages (medians):")
+        print("\nwalks vs pages (medians):")
         for path in PATHS:
-            (tp, sp), (tf, sf) = whole[(path, "pages")], whole[(path, "footprint")]
+            (tp, sp), (tf, sf) = whole[(path, "pages")], whole[(path, "walks")]
             scan_p = statistics.median(r["ms"] for r in scans[(path, "pages")])
-            scan_f = statistics.median(r["ms"] for r in scans[(path, "footprint")])
+            scan_f = statistics.median(r["ms"] for r in scans[(path, "walks")])
             moved_p = sp["bytes_sent"] + sp["bytes_received"]
             moved_f = sf["bytes_sent"] + sf["bytes_received"]
             print(f"  {path:11} whole process {statistics.median(tp) / statistics.median(tf):5.1f}x"

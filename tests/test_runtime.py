@@ -206,9 +206,11 @@ def test_walk_footprint_fetches_the_list_in_one_request(ids_binary, agent, key):
 def test_object_footprint_replaces_the_page_block(ids_binary, agent, key):
     one = ("--stats", "--read-ahead", "1")
     pages = run_ids(ids_binary, "footprint_object", agent, key[1], *one, "--fetch", "pages")
-    fields = run_ids(ids_binary, "footprint_object", agent, key[1], *one)
+    fields = run_ids(ids_binary, "footprint_object", agent, key[1], *one, "--fetch", "objects")
+    walks = run_ids(ids_binary, "footprint_object", agent, key[1], *one)   # the default
     assert fields.returncode == 0, fields.stderr
-    assert fields.stdout == pages.stdout == "value 1\nname first\n"
+    assert fields.stdout == pages.stdout == walks.stdout == "value 1\nname first\n"
+    assert STATS_WALKS.search(walks.stderr).group(3) == "0"     # objects are opt-in
     _, objects, footprint, served = map(int, STATS_WALKS.search(fields.stderr).groups()[1:])
     assert (objects, footprint) == (1, 24) and served >= 1   # value and name, 24 bytes
     _, got_pages, fetched_pages = map(int, STATS_PAGES.search(pages.stderr).groups())

@@ -71,6 +71,7 @@ class Walk:
     first_load: Inst      # the __llview_load call reading the first node pointer
     link: int
     footprint: Footprint
+    body: set[Block]      # the loop's blocks
 
 
 FOOTPRINT = "__llview_footprint"
@@ -150,7 +151,14 @@ def _walks(func: Function, stats: PassStats) -> list[Walk]:
             walk = _walk_of(func, block, inst, stats)
             if walk:
                 found.append(walk)
-    return found
+    # A list walked once per node of another walk (for_each_thread inside for_each_process)
+    # would cost a round trip per outer node, where page blocks fetched for the outer nodes'
+    # neighbours serve most of its reads: only the outermost walks are made.
+    outer = [w for w in found if not any(o is not w and w.node.block in o.body and
+                                         o.node.block is not w.node.block for o in found)]
+    if len(outer) < len(found):
+        stats.skip("list walk inside another walk", len(found) - len(outer))
+    return outer
 
 
 def _inst(func: Function, ref: llvm.ValueRef) -> Inst | None:
@@ -240,7 +248,7 @@ def _walk_of(func: Function, header: Block, phi: Inst, stats: PassStats) -> Walk
         if abs(link + shift) >= MAX_OFFSET:
             stats.skip("list link too far from the node")
             return None
-        return Walk(phi, first[0], link + shift, fp)
+        return Walk(phi, first[0], link + shift, fp, body)
     return None
 
 

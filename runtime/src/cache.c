@@ -151,7 +151,7 @@ static inline struct unserved_page *unserved_slot(uint64_t page)
 }
 
 #pragma GCC visibility push(hidden)
-int rt_fetch_footprints = 1;
+enum rt_fetch rt_fetch = RT_FETCH_WALKS;
 #pragma GCC visibility pop
 
 /* Walks already made in this scan (a loop entered again for the same list,
@@ -192,7 +192,7 @@ void __llview_walk(const void *first, const int *walk, __llview_u32 site)
 	uint64_t nodes = 0;
 
 	(void)site;
-	if (!rt_fetch_footprints || !rt_is_guest((uint64_t)first))
+	if (rt_fetch < RT_FETCH_WALKS || !rt_is_guest((uint64_t)first))
 		return;
 	for (unsigned int i = 0; i < walks_done && i < WALKS_REMEMBERED; i++)
 		if (walks_made[i].first == (uint64_t)first && walks_made[i].walk == walk)
@@ -252,12 +252,48 @@ static struct {
 } hints[HINTS];
 static unsigned int hint_next;
 
+/* Where each announcing site's objects were found: when a site's objects sit
+ * closer together than a read-ahead block (creds in their slab, a table in
+ * .data), one block of pages brings several of them for one round trip,
+ * which beats a round trip per object however few its bytes: from then on
+ * that site's misses take the page path. Kept for the life of the process
+ * (the kernel's allocation pattern does not change between scans). */
+#define SITES 64
+#define SITE_BLOCKS 8
+static struct {
+	const int *footprint;
+	uint64_t blocks[SITE_BLOCKS]; /* recent blocks fetched by footprint */
+	unsigned int n;
+	int packed;
+} sites[SITES];
+
+/* Whether the objects of this footprint site should be fetched by footprint;
+ * notes the block of the one at addr. */
+static int sparse_site(const int *footprint, uint64_t addr)
+{
+	size_t i = ((uintptr_t)footprint >> 2) % SITES;
+	uint64_t block = (addr >> __LLVIEW_PAGE_SHIFT) / rt_read_ahead;
+
+	if (sites[i].footprint != footprint) {
+		sites[i].footprint = footprint;
+		sites[i].n = 0;
+		sites[i].packed = 0;
+	}
+	if (sites[i].packed)
+		return 0;
+	for (unsigned int k = 0; k < sites[i].n && k < SITE_BLOCKS; k++)
+		if (sites[i].blocks[k] == block)
+			return !(sites[i].packed = 1);
+	sites[i].blocks[sites[i].n++ % SITE_BLOCKS] = block;
+	return 1;
+}
+
 void __llview_footprint(const void *base, const int *footprint)
 {
 	unsigned int last = (hint_next + HINTS - 1) % HINTS;
 	int n = footprint[0];
 
-	if (!rt_fetch_footprints || !rt_is_guest((uint64_t)base) || n <= 0 ||
+	if (rt_fetch < RT_FETCH_OBJECTS || !rt_is_guest((uint64_t)base) || n <= 0 ||
 	    n > (int)LLV_MAX_WALK_RANGES)
 		return;
 	if (hints[last].base == (uint64_t)base && hints[last].footprint == footprint)
@@ -291,7 +327,7 @@ static int fetch_footprint(uint64_t addr)
 				uint64_t len = end - at < room ? end - at : room;
 				const u8 *kept;
 
-				if (!rt_is_guest(at) || cached_run(at, &kept) < len) {
+				if (rt_is_guest(at) && cached_run(at, &kept) < len) {
 					ranges[n].addr = at;
 					ranges[n].len = (u32)len;
 					ranges[n].reserved = 0;
@@ -301,6 +337,8 @@ static int fetch_footprint(uint64_t addr)
 			}
 		}
 		hints[h].footprint = NULL;
+		if (!sparse_site(fp, addr))
+			return 0;
 		break;
 	}
 	if (!n)

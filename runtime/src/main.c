@@ -39,7 +39,7 @@ static const struct rt_transport_ops *const transports[] = { &rt_tcp_transport,
 
 static const char usage[] =
 	"usage: %s --agent URL --key FILE [--json] [--max-reads N] [--read-ahead N]\n"
-	"       [--fetch footprint|pages] [--timeout SEC] [--stats]\n"
+	"       [--fetch pages|walks|objects] [--timeout SEC] [--stats]\n"
 	"\n"
 	"An llview IDS program: reads the monitored kernel's memory through an agent.\n"
 	"\n"
@@ -51,9 +51,11 @@ static const char usage[] =
 	"                   corrupted or cyclic list\n"
 	"  --read-ahead N   a miss fetches the aligned block of N pages around it in\n"
 	"                   one request (a power of two up to 64; default %d)\n"
-	"  --fetch MODE     footprint (default): a list the program walks is fetched\n"
-	"                   by the agent in one request, only the bytes the program\n"
-	"                   reads of each node; pages: page blocks only\n"
+	"  --fetch MODE     walks (default): a list the program walks is fetched by\n"
+	"                   the agent in one request, only the bytes the program reads\n"
+	"                   of each node; objects: also an object's fields instead of\n"
+	"                   the block of pages around it (fewer bytes, often more\n"
+	"                   round trips); pages: page blocks only\n"
 	"  --timeout SEC    how long to wait for the agent (default %d)\n"
 	"  --stats          print requests, bytes, pages, hits and time to stderr at exit\n"
 	"  --help           this text\n"
@@ -301,9 +303,16 @@ int main(int argc, char **argv)
 				rt_die("--read-ahead: '%s' is not a power of two", value);
 			rt_read_ahead = (unsigned int)pages;
 		} else if (!strcmp(opt, "--fetch")) {
-			if (strcmp(value, "footprint") && strcmp(value, "pages"))
-				rt_die("--fetch: '%s' is neither 'footprint' nor 'pages'", value);
-			rt_fetch_footprints = !strcmp(value, "footprint");
+			static const char *const modes[] = { [RT_FETCH_PAGES] = "pages",
+							     [RT_FETCH_WALKS] = "walks",
+							     [RT_FETCH_OBJECTS] = "objects" };
+			size_t m = 0;
+
+			while (m < sizeof(modes) / sizeof(modes[0]) && strcmp(value, modes[m]))
+				m++;
+			if (m == sizeof(modes) / sizeof(modes[0]))
+				rt_die("--fetch: '%s' is not pages, walks or objects", value);
+			rt_fetch = (enum rt_fetch)m;
 		} else if (!strcmp(opt, "--timeout")) {
 			rt_timeout_s = (int)parse_number("--timeout", value, 1, 3600);
 		} else {

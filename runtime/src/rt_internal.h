@@ -103,9 +103,11 @@ __attribute__((noreturn)) void rt_transport_fail(int code);
 
 extern long rt_max_reads;
 extern unsigned int rt_read_ahead;
-/* --fetch footprint (default): list walks the compiler found are fetched by
- * the agent in one request; --fetch pages: only page blocks, as before. */
-extern int rt_fetch_footprints;
+/* What a miss fetches (--fetch): page blocks only; also the list walks the
+ * compiler found, each in one request (the default); also object footprints
+ * instead of the block around an object. */
+enum rt_fetch { RT_FETCH_PAGES, RT_FETCH_WALKS, RT_FETCH_OBJECTS };
+extern enum rt_fetch rt_fetch;
 
 /* The read budget is spent: the status-2 error naming the site. */
 __attribute__((noreturn)) void rt_budget_spent(uint32_t site);
