@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from run import write_svg  # noqa: E402
 PATHS = ("host-tcp", "host-shm", "kernel-tcp", "kernel-shm")
 MODES = ("pages", "walks")
 DRGN_LIST = """
-import sys, time
+import resource, sys, time
 import drgn
 from drgn.helpers.linux.pid import for_each_task
 prog = drgn.Program()
@@ -58,7 +57,7 @@ n = len(listing())
 began = time.perf_counter()
 for _ in range(5):
     listing()
-print(n, (time.perf_counter() - began) / 5)
+print(n, (time.perf_counter() - began) / 5, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -84,7 +83,8 @@ def per_scan(binary: Path, url: str, key: Path, mode: str, scans: int) -> list[d
     return [r for r in records if r.get("kind") == "scan"][1:]
 
 
-def drgn_peer(vm: VM, vmlinux: Path, work: Path, runs: int) -> None:
+def drgn_peer(vm: VM, vmlinux: Path, work: Path, key: Path, pslist: Path, runs: int) -> None:
+    """drgn and llview (host agent serving the same dump) list the tasks of one ELF core."""
     try:
         import drgn  # noqa: F401
     except ImportError:
@@ -103,11 +103,28 @@ def drgn_peer(vm: VM, vmlinux: Path, work: Path, runs: int) -> None:
         if done.returncode != 0:
             print(f"\ndrgn: failed: {done.stderr.strip()[-300:]}")
             return
-    tasks, warm = done.stdout.split()
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"\ndrgn on a core dump of the same guest ({tasks} tasks): whole process median "
-          f"{statistics.median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms; warm "
-          f"listing {float(warm) * 1e3:.2f} ms; peak RSS {peak:.0f} MiB")
+    tasks, warm, peak_kib = done.stdout.split()
+    peak = int(peak_kib) / 1024
+    served = AgentProcess(["--image", str(dump), "--key-file", str(key)],
+                          binary=agent_proc.AGENT)
+    try:
+        url = f"tcp://127.0.0.1:{served.port}"
+        whole = [run_once(pslist, url, key, "walks")[0] for _ in range(runs)]
+        scan = statistics.median(r["ms"] for r in per_scan(pslist, url, key, "walks", 21))
+        child = subprocess.Popen([str(pslist), "--agent", url, "--key", str(key)],
+                                 stdout=subprocess.DEVNULL)
+        llview_peak = os.wait4(child.pid, 0)[2].ru_maxrss / 1024
+    finally:
+        served.stop()
+    print(f"\ndrgn and llview on one ELF core dump of the guest ({tasks} tasks):")
+    print(f"  drgn   whole process median {statistics.median(times) * 1e3:8.1f} ms, min "
+          f"{min(times) * 1e3:8.1f} ms; warm listing {float(warm) * 1e3:.2f} ms; peak RSS "
+          f"{peak:.0f} MiB")
+    print(f"  llview whole process median {statistics.median(whole) * 1e3:8.1f} ms, min "
+          f"{min(whole) * 1e3:8.1f} ms; per scan {scan:.2f} ms (host agent on the dump, TCP); "
+          f"peak RSS {llview_peak:.0f} MiB")
+    print(f"  ratio: whole process {statistics.median(times) / statistics.median(whole):.0f}x, "
+          f"warm listing vs per scan {float(warm) * 1e3 / scan:.1f}x")
 
 
 def main() -> int:
@@ -127,7 +144,7 @@ def main() -> int:
         generate_key_file(key)
     vm = VM.load(args.keep_guest) if args.keep_guest else VM.start(
         f"bench-footprint-{os.getpid()}", agent="kernel", key=key.read_bytes(), shm=True,
-        quiet=True)
+        quiet=True, vmcoreinfo=args.peer_drgn is not None)
     agent_proc.build()
     region = f"/dev/shm/llview-bench-footprint-{os.getpid()}.shm"
     host = AgentProcess(["--ram", vm.ram_path, "--ram-size", str(vm.ram_size), "--key-file",
@@ -186,7 +203,7 @@ def main() -> int:
         print("  targets: per scan at most 3 requests and 64 KiB; kernel agent at most 20 ms per "
               "scan; host shm at most 0.3 ms per scan and 3 ms for the whole process")
         if args.peer_drgn:
-            drgn_peer(vm, args.peer_drgn, work, max(3, args.runs // 3))
+            drgn_peer(vm, args.peer_drgn, work, key, pslist, max(3, args.runs // 3))
     finally:
         host.stop()
         if not args.keep_guest:
