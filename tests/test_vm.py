@@ -299,6 +299,30 @@ def test_resent_request_runs_once(guest, monkeypatch):
 
 
 @pytest.mark.guest
+def test_lost_reply_is_sent_again(guest):
+    # A request whose reply went to a client that is gone: asked again, the guest answers with
+    # the same reply instead of running it a second time.
+    script = base64.b64encode(b"echo ran >> /tmp/reply-marker; wc -l < /tmp/reply-marker")
+    request = f"\n@@LLVIEW-EXEC 0feed 20\n{script.decode()}\n@@LLVIEW-RUN 0feed\n".encode()
+    send_raw(guest, request)
+    time.sleep(2)
+    rc, out = guest._exchange(request, "0feed", time.monotonic() + 30)
+    assert (rc, out.strip()) == (0, b"1")
+    assert guest.exec("cat /tmp/reply-marker") == (0, "ran\n")
+
+
+@pytest.mark.guest
+def test_silent_request_is_asked_again_and_runs_once(guest, monkeypatch):
+    # The host asks again for a reply that is slow to come; the repeat waits behind the
+    # running request and gets its reply again, never a second run.
+    monkeypatch.setattr(qemu, "EXEC_REPLY_RESEND", 1.0)
+    rc, out = guest.exec("echo ran >> /tmp/slow-marker; sleep 4; wc -l < /tmp/slow-marker")
+    assert (rc, out.strip()) == (0, "1")
+    time.sleep(5)   # the repeats' replies come and go
+    assert guest.exec("cat /tmp/slow-marker") == (0, "ran\n")
+
+
+@pytest.mark.guest
 def test_exec_refuses_oversized_script(guest):
     with pytest.raises(LlviewError, match="too long"):
         guest.exec("true #" + "x" * (1 << 20))

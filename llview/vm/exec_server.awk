@@ -4,7 +4,8 @@
 #   <base64 of the shell script, any number of lines>
 #   @@LLVIEW-RUN <id>
 # and its reply is "@@LLVIEW-ACK <id>" when it starts, then "@@LLVIEW-BEGIN <id>", base64 of
-# stdout+stderr, "@@LLVIEW-END <id> <status> <output length>". Each id runs at most once.
+# stdout+stderr, "@@LLVIEW-END <id> <status> <output length>". Each id runs at most once: the
+# last one asked again (the host missed its reply) gets the same reply again, not a second run.
 # A new header, or any line that is not base64, drops a half-received request, so a fragment
 # left by a client that died mid-send never swallows the next request.
 BEGIN {
@@ -30,6 +31,10 @@ BEGIN {
         printf "@@LLVIEW-ACK %s\n", id
         fflush()
         system("sh /etc/llview/run-request " id " " limit)
+    } else if (active && $2 == id) {
+        printf "@@LLVIEW-ACK %s\n", id
+        fflush()
+        system("sh /etc/llview/run-request " id " again")
     }
     active = 0
     next

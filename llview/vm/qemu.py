@@ -78,6 +78,12 @@ EXEC_RESENDS = 2
 # its exec server ignores between requests): serial input makes the guest's 8250 driver service
 # the port, output included, so an output interrupt lost under TCG cannot stall a reply.
 EXEC_NUDGE = 10.0
+# Seconds of silence after the guest acknowledged a request, with no reply begun, before the
+# request is sent once more: the guest runs an id once and answers a repeat of the last one
+# with its reply again (exec_server.awk), so a reply lost on the line is not waited for until
+# the deadline. A request still running just sees the repeat queued behind it.
+EXEC_REPLY_RESEND = 25.0
+EXEC_REPLY_RESENDS = 2
 FW_CFG_MODULE_DIR = "/lib/modules/llview-fw-cfg"  # guest path of qemu_fw_cfg (vmcoreinfo=True)
 
 
@@ -689,7 +695,8 @@ class VM:
         ack_wait = ACK_TIMEOUT + len(request) / 10_000
         sock: socket.socket | None = None
         try:
-            sends = 0
+            sends = replies_asked = 0
+            nudged_at = 0.0
             acked = False
             resend_at = 0.0
             heard_at = time.monotonic()
@@ -733,9 +740,15 @@ class VM:
                 except TimeoutError:
                     if not self.alive():
                         raise LlviewError(f"VM {self.name} died during `vm exec`") from None
-                    if acked and time.monotonic() - heard_at >= EXEC_NUDGE:
+                    now = time.monotonic()
+                    if acked and body is None and now - heard_at >= EXEC_REPLY_RESEND and \
+                            replies_asked < EXEC_REPLY_RESENDS:
+                        self._send(sock, request, deadline)
+                        replies_asked += 1
+                        heard_at = nudged_at = now
+                    elif acked and now - max(heard_at, nudged_at) >= EXEC_NUDGE:
                         self._send(sock, b"\n", deadline)
-                        heard_at = time.monotonic()
+                        nudged_at = now
                     continue
                 if not chunk:
                     raise LlviewError(f"VM {self.name}: exec channel closed")
