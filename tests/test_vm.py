@@ -298,6 +298,53 @@ def test_resent_request_runs_once(guest, monkeypatch):
     assert guest.exec("cat /tmp/once-marker") == (0, "ran\n")
 
 
+def test_exec_never_acknowledged_is_sent_afresh(tmp_path, monkeypatch):
+    # A fake exec line that ignores the first request it is sent, as the stalled guest line
+    # did, and serves any other: the host sends the request again under a new id (never
+    # acknowledged, so it never ran) and gets its answer.
+    monkeypatch.setattr(qemu, "ACK_TIMEOUT", 0.3)
+    monkeypatch.setattr(qemu.VM, "alive", lambda self: True)
+    path = tmp_path / "exec.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    ids: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            data = b""
+            conn.settimeout(2)
+            try:
+                while b"@@LLVIEW-RUN " not in data or not data.endswith(b"\n"):
+                    data += conn.recv(4096)
+            except OSError:
+                conn.close()
+                continue
+            rid = data.split(b"@@LLVIEW-RUN ")[1].split()[0].decode()
+            if not ids or rid == ids[0]:
+                ids.append(rid)        # the stalled line: no answer, however often asked
+                continue
+            ids.append(rid)
+            out = base64.b64encode(b"fresh\n").decode()
+            conn.sendall(f"@@LLVIEW-ACK {rid}\n@@LLVIEW-BEGIN {rid}\n{out}\n"
+                         f"@@LLVIEW-END {rid} 0 6\n".encode())
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    vm = qemu.VM(name="fake", pid=1, state_dir=str(tmp_path), ram_path="", ram_size=0,
+                 host_port=0, console_log="", exec_socket=str(path), qmp_socket="",
+                 kernel_release="", kernel_dir="", accel="tcg", tasks=0)
+    try:
+        assert vm.exec("echo fresh", timeout=1) == (0, "fresh\n")
+    finally:
+        server.close()
+    assert len(set(ids)) == 2 and ids.count(ids[0]) == qemu.EXEC_RESENDS + 1
+
+
 @pytest.mark.guest
 def test_lost_reply_is_sent_again(guest):
     # A request whose reply went to a client that is gone: asked again, the guest answers with

@@ -87,6 +87,14 @@ EXEC_REPLY_RESENDS = 2
 FW_CFG_MODULE_DIR = "/lib/modules/llview-fw-cfg"  # guest path of qemu_fw_cfg (vmcoreinfo=True)
 
 
+class ExecNotStarted(LlviewError):
+    """`vm exec`: the guest never acknowledged the request (so it never ran)."""
+
+
+class ExecStalled(LlviewError):
+    """`vm exec`: the guest started the request, and no reply came in time."""
+
+
 class QMP:
     """One QMP session on a guest's qmp.sock (QEMU accepts one client at a time): the
     greeting, qmp_capabilities, then execute() per command. Asynchronous events in between
@@ -592,7 +600,8 @@ class VM:
         request = "\n".join(["", f"@@LLVIEW-EXEC {request_id} {limit}", *lines,
                              f"@@LLVIEW-RUN {request_id}", ""]).encode()
         # The serial line carries roughly 20 KB/s towards the guest under TCG.
-        deadline = time.monotonic() + limit + 30 + len(payload) / 10_000
+        began = time.monotonic()
+        deadline = began + limit + 30 + len(payload) / 10_000
         with open(Path(self.state_dir) / "exec.lock", "w") as lock:
             # One request on the serial line at a time, across processes.
             while True:
@@ -604,7 +613,14 @@ class VM:
                         raise LlviewError(
                             f"VM {self.name}: another `vm exec` holds the line") from None
                     time.sleep(0.05)
-            return self._exchange(request, request_id, deadline)
+            try:
+                return self._exchange(request, request_id, deadline)
+            except ExecNotStarted:
+                # Never acknowledged, so it never ran: one fresh request, under a new id, is
+                # safe (a stalled channel was seen to serve the next request at once).
+                fresh = secrets.token_hex(8)
+                request = request.replace(request_id.encode(), fresh.encode())
+                return self._exchange(request, fresh, time.monotonic() + (deadline - began))
 
     # ---- files and kernel modules in a running guest -----------------------------------
 
@@ -732,7 +748,12 @@ class VM:
                         body.append(line.strip())
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise LlviewError(f"VM {self.name}: no answer from the guest in time")
+                    heard = time.monotonic() - heard_at
+                    raise (ExecStalled if acked else ExecNotStarted)(
+                        f"VM {self.name}: no answer from the guest in time (request "
+                        f"{'acknowledged' if acked else 'never acknowledged'}, sent {sends} "
+                        f"time(s), reply asked for again {replies_asked} time(s), last heard "
+                        f"{heard:.0f} s ago)")
                 wait = remaining if acked else min(remaining, resend_at - time.monotonic())
                 sock.settimeout(max(min(wait, 5), 0.05))
                 try:
