@@ -11,7 +11,12 @@ After guest_loads, a loop that walks a kernel list looks like
 
 (list_for_each_entry, for_each_process, for_each_thread after clang's
 optimiser: the loop variable is the list node, fields are constant offsets
-from it). For each such loop the pass emits the walk's description, the
+from it; or the entry, L + shift, for a container_of or hlist_entry_safe
+the optimiser kept, when offsets are given from L). Skipped, each with its
+reason in --stats: phis of more than two values, links or fields beyond
+the protocol's offsets, and a walk inside another walk's loop (one round
+trip per outer node would cost more than the page path). For each walk the
+pass emits the walk's description, the
 node's footprint (every constant-offset read of the node in the loop, and
 of a pointer read from it: one level, as p->real_parent->tgid), and
 inserts, before the read of the first node pointer,
@@ -29,8 +34,9 @@ one block gets its object footprint, as a hint before the first of them:
 
     call void @__llview_footprint(ptr %p, ptr @llview.footprint.N)
 
-so the read that misses fetches those fields in one request rather than a
-block of pages. Reads through a walk's node are left to the walk.
+so that, under --fetch objects, the read that misses fetches those fields
+in one request rather than a block of pages. Reads through a walk's node
+are left to the walk.
 """
 
 from __future__ import annotations
