@@ -203,6 +203,24 @@ def test_walk_footprint_fetches_the_list_in_one_request(ids_binary, agent, key):
     assert STATS_WALKS.search(off.stderr).group(1) == "0"
 
 
+def test_walked_nodes_in_pages_that_share_a_cache_slot_are_all_kept(ids_binary, key):
+    # Pages 8192 apart (32 MiB) share a slot of the direct-mapped page cache; the parts a
+    # walk brought are kept apart from it, so neither node's bytes push the other's out.
+    _, symbols, _ = make_guest()
+    mem = Memory()
+    head, first, second = LIST_SYM, 0xFFFF888001000040, 0xFFFF888001000040 + (8192 << 12)
+    mem.write(head, struct.pack("<QQ", first, CYCLE_X))
+    mem.write(first, node(second, 1, b"one"))
+    mem.write(second, node(0, 2, b"two"))
+    pages = {num: bytes(data) for num, data in mem.pages.items()}
+    with FakeAgent(key=key[0], pages=pages, symbols=symbols) as fake:
+        r = run_ids(ids_binary, "footprint_walk", fake, key[1], "--stats")
+    assert r.returncode == 0, r.stderr
+    assert [ln.split()[1] for ln in r.stdout.splitlines()] == ["value=1", "value=2"]
+    _, _, fetched = map(int, STATS_PAGES.search(r.stderr).groups())
+    assert fetched == 0 and len(fake.read_requests) == 0    # all from the one walk
+
+
 def test_object_footprint_replaces_the_page_block(ids_binary, agent, key):
     one = ("--stats", "--read-ahead", "1")
     pages = run_ids(ids_binary, "footprint_object", agent, key[1], *one, "--fetch", "pages")

@@ -10,11 +10,11 @@
  * never sees data older than its own start: llview_scan_begin empties the
  * cache, and the runtime's main calls it before the IDS's main.
  *
- * Footprints: a slot's buffer may instead hold only some bytes of a page,
- * those a list walk (__llview_walk) or a range read brought, in 8-byte
- * units marked in a bitmap. Such a page is not in the table the inline hit
- * path reads; the miss path serves a read from it when every unit the read
- * touches is there, and fetches the whole page otherwise.
+ * Footprints: the bytes a list walk (__llview_walk) or a range read brought
+ * are kept apart, as parts of pages in 8-byte units marked in a bitmap.
+ * They are not in the table the inline hit path reads; the miss path serves
+ * a read from them when every unit the read touches is there, and fetches
+ * the whole page otherwise.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -67,20 +67,58 @@ static inline u8 *buffer_of(uint64_t page)
 	return pool + (page & (__LLVIEW_CACHE_SLOTS - 1)) * __LLVIEW_PAGE_SIZE;
 }
 
-/* Pages a slot's buffer holds in part: the page number, and which 8-byte
- * units of it are there. */
+/* Parts of pages (what walks and range reads brought), in 8-byte units, in
+ * a table of their own, open-addressed by page number: a scan's footprints
+ * touch hundreds of pages, and in a direct-mapped table some of them would
+ * always share a slot and push each other out. */
 #define UNIT_SHIFT 3
 #define UNITS_PER_PAGE (__LLVIEW_PAGE_SIZE >> UNIT_SHIFT)
-static uint64_t partial_page[__LLVIEW_CACHE_SLOTS] = { [0 ... __LLVIEW_CACHE_SLOTS - 1] = ~0UL };
-static uint64_t partial_units[__LLVIEW_CACHE_SLOTS][UNITS_PER_PAGE / 64];
+#define PARTS_SHIFT 14
+#define PARTS (1u << PARTS_SHIFT)
+#define PARTS_MAX (PARTS / 4 * 3) /* beyond this a scan's parts are dropped: read by page */
+struct page_part {
+	uint64_t page; /* ~0: empty */
+	uint64_t units[UNITS_PER_PAGE / 64];
+};
+static struct page_part parts[PARTS] = { [0 ... PARTS - 1] = { .page = ~0UL } };
+static unsigned int parts_used;
+static u8 *parts_pool; /* PARTS pages, reserved once and touched lazily */
 
-static inline uint64_t *units_of(uint64_t page)
+/* The part of `page` (NULL: none), made when `make` and there is room. */
+static struct page_part *part_of(uint64_t page, int make)
 {
-	return partial_units[page & (__LLVIEW_CACHE_SLOTS - 1)];
+	size_t i = (size_t)((page * 0x9e3779b97f4a7c15ULL) >> (64 - PARTS_SHIFT));
+
+	while (parts[i].page != page) {
+		if (parts[i].page == ~0UL) {
+			if (!make || parts_used >= PARTS_MAX)
+				return NULL;
+			parts[i].page = page;
+			memset(parts[i].units, 0, sizeof(parts[i].units));
+			parts_used++;
+			break;
+		}
+		i = (i + 1) & (PARTS - 1);
+	}
+	return &parts[i];
+}
+
+static inline u8 *part_data(const struct page_part *part)
+{
+	return parts_pool + (size_t)(part - parts) * __LLVIEW_PAGE_SIZE;
+}
+
+static void forget_all_parts(void)
+{
+	if (!parts_used)
+		return;
+	for (size_t i = 0; i < PARTS; i++)
+		parts[i].page = ~0UL;
+	parts_used = 0;
 }
 
 /* Bytes available in the cache from addr on, up to the end of its page
- * (all of them for a whole page, the run of units present for a partial
+ * (all of them for a whole page, the run of units present for a part of
  * one); *data points at them. 0: nothing there. */
 static uint64_t cached_run(uint64_t addr, const u8 **data)
 {
@@ -90,16 +128,16 @@ static uint64_t cached_run(uint64_t addr, const u8 **data)
 		*data = (const u8 *)slot_of(page)->data + off;
 		return __LLVIEW_PAGE_SIZE - off;
 	}
-	if (partial_page[page & (__LLVIEW_CACHE_SLOTS - 1)] != page)
+	const struct page_part *part = parts_used ? part_of(page, 0) : NULL;
+	if (!part)
 		return 0;
-	const uint64_t *units = units_of(page);
 	uint64_t unit = off >> UNIT_SHIFT;
 
-	while (unit < UNITS_PER_PAGE && (units[unit / 64] >> (unit % 64) & 1))
+	while (unit < UNITS_PER_PAGE && (part->units[unit / 64] >> (unit % 64) & 1))
 		unit++;
 	if ((unit << UNIT_SHIFT) <= off)
 		return 0;
-	*data = buffer_of(page) + off;
+	*data = part_data(part) + off;
 	return (unit << UNIT_SHIFT) - off;
 }
 
@@ -108,28 +146,17 @@ static uint64_t cached_run(uint64_t addr, const u8 **data)
 static void keep_bytes(uint64_t addr, const u8 *bytes, uint64_t n)
 {
 	uint64_t page = addr >> __LLVIEW_PAGE_SHIFT, off = addr & RT_PAGE_MASK;
-	size_t slot = page & (__LLVIEW_CACHE_SLOTS - 1);
 	uint64_t first = (off + (1u << UNIT_SHIFT) - 1) >> UNIT_SHIFT;
 	uint64_t last = (off + n) >> UNIT_SHIFT; /* one past */
+	struct page_part *part;
 
 	if (slot_of(page)->page == page || first >= last)
 		return; /* the whole page is here already, or no whole unit */
-	if (partial_page[slot] != page) {
-		/* The slot's buffer now holds this page's bytes: whatever it held
-		 * before (a whole page, or parts of another) is dropped. */
-		slot_of(page)->page = ~0UL;
-		partial_page[slot] = page;
-		memset(partial_units[slot], 0, sizeof(partial_units[slot]));
-	}
-	memcpy(buffer_of(page) + off, bytes, n);
+	if (!(part = part_of(page, 1)))
+		return; /* the table is full: the page path serves these reads */
+	memcpy(part_data(part) + off, bytes, n);
 	for (uint64_t unit = first; unit < last; unit++)
-		partial_units[slot][unit / 64] |= 1UL << (unit % 64);
-}
-
-/* A whole page now in the slot's buffer: any parts kept there are gone. */
-static inline void forget_parts(uint64_t page)
-{
-	partial_page[page & (__LLVIEW_CACHE_SLOTS - 1)] = ~0UL;
+		part->units[unit / 64] |= 1UL << (unit % 64);
 }
 
 /* Pages the agent refused in this scan (unmapped, outside RAM, ...): asked
@@ -358,6 +385,10 @@ void rt_cache_init(void)
 		    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (pool == MAP_FAILED)
 		rt_die("cannot reserve the page cache: %s", strerror(errno));
+	parts_pool = mmap(NULL, (size_t)PARTS * __LLVIEW_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (parts_pool == MAP_FAILED)
+		rt_die("cannot reserve the footprint cache: %s", strerror(errno));
 }
 
 void llview_scan_begin(void)
@@ -369,8 +400,7 @@ void llview_scan_begin(void)
 	}
 	for (size_t i = 0; i < UNSERVED_SLOTS; i++)
 		unserved[i].page = ~0UL;
-	for (size_t i = 0; i < __LLVIEW_CACHE_SLOTS; i++)
-		partial_page[i] = ~0UL;
+	forget_all_parts();
 	walks_done = 0;
 	for (size_t i = 0; i < HINTS; i++)
 		hints[i].footprint = NULL;
@@ -434,7 +464,6 @@ static uint64_t request_missing(uint64_t *next, uint64_t stop, uint64_t need_lo,
 
 		if (statuses[i] == LLV_OK) {
 			rt_stats.pages_fetched++;
-			forget_parts(got);
 			slot_of(got)->data = (char *)out[i];
 			slot_of(got)->page = got;
 			continue;
