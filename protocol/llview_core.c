@@ -77,20 +77,6 @@ static int fmt(char *out, const char *f, ...)
 	return 0;
 }
 
-const char *llv_core_error_text(int code)
-{
-	switch (-code) {
-	case LLV_E_BAD_MAGIC: return "not an llview peer (bad magic or version)";
-	case LLV_E_AUTH: return "frame failed authentication (wrong key or tampered)";
-	case LLV_E_SEQUENCE: return "frame out of sequence (replayed or reordered)";
-	case LLV_E_TOO_LARGE: return "frame or request too large";
-	case LLV_E_MALFORMED: return "malformed message";
-	case LLV_E_BAD_TYPE: return "unknown message type";
-	case LLV_E_INTERNAL: return "agent could not serve the request";
-	default: return "unknown error";
-	}
-}
-
 u32 llv_core_error_reply(u8 *rep, int code, const char *msg)
 {
 	u32 n = 0;
@@ -123,7 +109,7 @@ int llv_core_check_hello(const struct llv_hello *hello, char *msg)
 int llv_core_check_frame(const struct llv_frame_hdr *h, u64 expected_seq, char *msg)
 {
 	if (llv_get_le32(&h->magic) != LLV_MAGIC) {
-		fmt(msg, "%s", llv_core_error_text(-LLV_E_BAD_MAGIC));
+		fmt(msg, "%s", llv_error_text(-LLV_E_BAD_MAGIC));
 		return -LLV_E_BAD_MAGIC;
 	}
 	if (llv_get_le32(&h->len) > LLV_MAX_PAYLOAD) {
@@ -132,7 +118,7 @@ int llv_core_check_frame(const struct llv_frame_hdr *h, u64 expected_seq, char *
 		return -LLV_E_TOO_LARGE;
 	}
 	if (llv_get_le64(&h->seq) != expected_seq) {
-		fmt(msg, "%s", llv_core_error_text(-LLV_E_SEQUENCE));
+		fmt(msg, "%s", llv_error_text(-LLV_E_SEQUENCE));
 		return -LLV_E_SEQUENCE;
 	}
 	return 0;

@@ -62,8 +62,6 @@ int llv_core_check_shm_request(u32 request_len, u32 area_size, const struct llv_
  * always -LLV_E_MALFORMED, with the message in msg. */
 int llv_core_check_shm_state(u32 state, char *msg);
 
-/* The message for a failure that has no more detail (authentication, ...). */
-const char *llv_core_error_text(int code);
 
 /* Writes the plaintext of a REP_ERROR (code a negative enum llv_error) at
  * rep; returns its length. */

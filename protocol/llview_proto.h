@@ -258,4 +258,20 @@ struct llv_info {
 	char release[64];  /* the running kernel's uname -r, NUL-terminated */
 } __attribute__((packed));
 
+/* What each enum llv_error means, for messages (the one table: the agents'
+ * error replies and the runtime's errors both use it). code is negative. */
+static inline const char *llv_error_text(int code)
+{
+	switch (-code) {
+	case LLV_E_BAD_MAGIC: return "not an llview peer (bad magic or version)";
+	case LLV_E_AUTH: return "frame failed authentication (wrong key or tampered)";
+	case LLV_E_SEQUENCE: return "frame out of sequence (replayed or reordered)";
+	case LLV_E_TOO_LARGE: return "frame or request too large";
+	case LLV_E_MALFORMED: return "malformed message";
+	case LLV_E_BAD_TYPE: return "unknown message type";
+	case LLV_E_INTERNAL: return "agent could not serve the request";
+	default: return "unknown error";
+	}
+}
+
 #endif /* LLVIEW_PROTO_H */

@@ -232,17 +232,10 @@ int llv_recv_msg(int fd, struct llv_session *s, u8 *pt, u32 cap, u32 *len, u8 *b
 const char *llv_strerror(int code)
 {
 	switch (-code) {
-	case LLV_E_BAD_MAGIC: return "not an llview peer (bad magic or version)";
-	case LLV_E_AUTH: return "frame failed authentication (wrong key or tampered)";
-	case LLV_E_SEQUENCE: return "frame out of sequence (replayed or reordered)";
-	case LLV_E_TOO_LARGE: return "frame or request too large";
-	case LLV_E_MALFORMED: return "malformed message";
-	case LLV_E_BAD_TYPE: return "unknown message type";
-	case LLV_E_INTERNAL: return "agent could not serve the request";
 	case LLV_W_IO: return "connection error";
 	case LLV_W_CLOSED: return "connection closed by peer";
 	case LLV_W_TIMEOUT: return "peer did not answer in time";
 	case LLV_W_CRYPTO: return "libcrypto failure";
-	default: return "unknown error";
+	default: return llv_error_text(code);
 	}
 }

@@ -6,17 +6,13 @@ shared memory); the in-kernel agent's module reloaded in the guest likewise."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers import agent_proc
+from helpers.running_ids import RunningIds
 from test_e2e import IDS_DIR, guest_processes, llview_build, same_task
 
 from llview.agent_cli import AgentProcess
@@ -32,57 +28,13 @@ def pslist(tmp_path_factory) -> Path:
     return out
 
 
-class LongLived:
-    """A running IDS whose JSON lines are read as they come."""
-
-    def __init__(self, binary: Path, agent_url: str, key_file: Path, *extra: str):
-        self.proc = subprocess.Popen([str(binary), "--agent", agent_url, "--key", str(key_file),
-                                      "--json", *extra], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.err: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.err.append),
-                         daemon=True).start()
-
-    @staticmethod
-    def _pump(stream, put) -> None:
-        for line in stream:
-            put(line.rstrip("\n"))
-
-    def until(self, predicate, timeout: float = 60) -> list[dict]:
-        """The records up to and including the first one `predicate` accepts."""
-        records = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"not seen in {timeout} s; stderr: {self.err}")
-            try:
-                record = json.loads(self.lines.get(timeout=left))
-            except queue.Empty:
-                continue
-            records.append(record)
-            if predicate(record):
-                return records
-
-    def next_scan(self, timeout: float = 60) -> tuple[list[dict], dict]:
-        """The records of the next scan and its scan record."""
-        records = self.until(lambda rec: rec.get("kind") == "scan", timeout)
-        return records[:-1], records[-1]
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def LongLived(binary: Path, agent_url: str, key_file: Path, *extra: str) -> RunningIds:
+    """An IDS binary running with --json against agent_url."""
+    return RunningIds([str(binary), "--agent", agent_url, "--key", str(key_file), "--json",
+                       *extra], timeout=60)
 
 
-def watch_until(ids: LongLived, predicate, what: str, scans: int = 30) -> list[dict]:
+def watch_until(ids: RunningIds, predicate, what: str, scans: int = 30) -> list[dict]:
     """Scans until one whose records satisfy `predicate`; returns those records."""
     for _ in range(scans):
         records, scan = ids.next_scan()

@@ -6,16 +6,16 @@ tests/runtime/test_ids.c runs against the test-double agent of tests/runtime/fak
 from __future__ import annotations
 
 import json
-import queue
+import os
 import signal
 import struct
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import test_runtime
+from helpers.running_ids import RunningIds
 from test_runtime import LIST_SYM, NODE_A, NODE_B, NODE_C, FakeAgent, Memory, make_guest, run_ids
 
 # test_runtime's fixtures: the hand-made IDS, a key, the fake agent on make_guest()'s memory
@@ -24,56 +24,10 @@ key = test_runtime.key
 agent = test_runtime.agent
 
 
-class Lines:
-    """A running IDS whose stdout (and stderr) lines are read as they come."""
-
-    def __init__(self, binary: Path, scenario: str, url: str, key_path: Path, *extra: str):
-        import os
-
-        env = dict(os.environ, LLVIEW_TEST_SCENARIO=scenario)
-        self.proc = subprocess.Popen([str(binary), "--agent", url, "--key", str(key_path),
-                                      *extra], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.out: queue.Queue[str] = queue.Queue()
-        self.err: list[str] = []
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.out.put),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.err.append),
-                         daemon=True).start()
-
-    @staticmethod
-    def _pump(stream, put) -> None:
-        for line in stream:
-            put(line.rstrip("\n"))
-
-    def until(self, predicate, timeout: float = 20) -> list[dict]:
-        """JSON records up to and including the first one `predicate` accepts."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"not seen in {timeout} s; got {got}; stderr {self.err}")
-            try:
-                line = self.out.get(timeout=left)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            record = json.loads(line)
-            got.append(record)
-            if predicate(record):
-                return got
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def Lines(binary: Path, scenario: str, url: str, key_path: Path, *extra: str) -> RunningIds:
+    """tests/runtime/test_ids.c running `scenario` against the agent at url."""
+    return RunningIds([str(binary), "--agent", url, "--key", str(key_path), *extra],
+                      env=dict(os.environ, LLVIEW_TEST_SCENARIO=scenario))
 
 
 def is_scan(record: dict) -> bool:

@@ -302,7 +302,7 @@ static int recv_request(struct conn *c, u32 *len, char *msg)
 		have_header = 1;
 	}
 	if ((rc = llv_open(&c->s, &h, c->in + sizeof(h), c->req))) {
-		snprintf(msg, LLV_CORE_MSG_MAX, "%s", llv_core_error_text(rc));
+		snprintf(msg, LLV_CORE_MSG_MAX, "%s", llv_error_text(rc));
 		return rc;
 	}
 	*len = h.len;

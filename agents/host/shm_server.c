@@ -338,7 +338,7 @@ static void answer_request(struct server *sv)
 	}
 	memcpy(sv->frame, area + sizeof(h), h.len + LLV_TAG_LEN);
 	if ((rc = llv_open(&sv->s, &h, sv->frame, sv->req))) {
-		close_with_error(sv, LLV_SHM_REQUEST, rc, llv_core_error_text(rc));
+		close_with_error(sv, LLV_SHM_REQUEST, rc, llv_error_text(rc));
 		return;
 	}
 	if ((rc = sv->serve(sv->req, h.len, sv->rep, &rep_len, msg, sizeof(msg)))) {

@@ -207,7 +207,7 @@ int llv_session_answer(struct llv_session *s, u8 *rx, u8 *tx, bool *last)
 	*last = true;
 	if (gcm_crypt(s, rx, hdr->len, LLV_ROLE_CLIENT, hdr->seq, false)) {
 		memzero_explicit(rx + LLV_HDR_LEN, hdr->len); /* no unauthenticated text */
-		return llv_seal_error(s, tx, LLV_E_AUTH, llv_core_error_text(-LLV_E_AUTH));
+		return llv_seal_error(s, tx, LLV_E_AUTH, llv_error_text(-LLV_E_AUTH));
 	}
 	s->recv_seq++;
 	rc = llv_handle_request(rx + LLV_HDR_LEN, hdr->len, tx + LLV_HDR_LEN, why);
